@@ -1,0 +1,132 @@
+// One LSTM timestep, fused: the recurrent product h_{t-1} · W_hhᵀ for all four gates, the gate
+// activations, the cell update and the output, in one dispatch.
+//
+//     G = xproj[t] + h_{t-1} · W_hhᵀ            (xproj = x·W_ihᵀ + b_ih + b_hh, hoisted GEMM)
+//     i, f, g, o = σ(G_i), σ(G_f), tanh(G_g), σ(G_o)
+//     c_t = f ⊙ c_{t-1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)
+//
+// A workgroup owns UNITS hidden units (all four gate rows of each, so the cell update needs no
+// exchange between workgroups) for BATCH_TILE batch rows; each invocation keeps the four gates of
+// one unit for 4 batch rows in registers. h_{t-1} and the W_hh rows go through workgroup memory in
+// K_TILE slices.
+//
+// Layouts: hs [(T+1), B, H] with hs[0] = h0 and hs[t+1] = h_t = y[t]; cs [slots, B, H] with
+// c_t in slot (t+1) % slots (slots = T+1 when training, 2 for inference); gates [T, B, 4H]
+// activated, gate order i, f, g, o as in PyTorch.
+
+const UNITS: u32 = 16u;
+const BATCH_TILE: u32 = 16u;
+const K_TILE: u32 = 16u;
+const THREADS: u32 = 64u;
+
+const STORE_GATES: u32 = 1u;
+
+struct Dims {
+    batch: u32,
+    hidden: u32,
+    w_offset: u32, // element offset of weight_hh [4H, H] in the parameter arena
+    cs_slots: u32,
+    flags: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<uniform> slot: vec4<u32>; // x = t (dynamic offset, one slot per step)
+@group(0) @binding(2) var<storage, read> params: array<f32>;
+@group(0) @binding(3) var<storage, read> xproj: array<f32>;
+@group(0) @binding(4) var<storage, read_write> hs: array<f32>;
+@group(0) @binding(5) var<storage, read_write> cs: array<f32>;
+@group(0) @binding(6) var<storage, read_write> gates: array<f32>;
+
+var<workgroup> h_tile: array<f32, 256>;  // [BATCH_TILE][K_TILE]
+var<workgroup> w_tile: array<f32, 1024>; // [K_TILE][4 * UNITS], column = gate * UNITS + unit
+
+@compute @workgroup_size(64, 1, 1)
+fn lstm_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = slot.x;
+    let batch = dims.batch;
+    let hidden = dims.hidden;
+    let unit0 = wg.x * UNITS;
+    let batch0 = wg.y * BATCH_TILE;
+    let u = li % UNITS;
+    let bg = li / UNITS; // batch group: rows bg*4 .. bg*4+3 of the tile
+    let h_prev = t * batch * hidden;
+
+    var acc: array<vec4<f32>, 4>; // acc[r] = (i, f, g, o) pre-activations for batch row bg*4+r
+
+    for (var k0 = 0u; k0 < hidden; k0 += K_TILE) {
+        for (var q = 0u; q < 4u; q++) {
+            let e = li + q * THREADS;
+            let r = e / K_TILE;
+            let kk = e % K_TILE;
+            let b = batch0 + r;
+            var v = 0.0;
+            if (b < batch && k0 + kk < hidden) {
+                v = hs[h_prev + b * hidden + k0 + kk];
+            }
+            h_tile[e] = v;
+        }
+        for (var q = 0u; q < 16u; q++) {
+            let e = li + q * THREADS;
+            let row = e / K_TILE; // gate * UNITS + unit
+            let kk = e % K_TILE;
+            let gate = row / UNITS;
+            let unit = unit0 + row % UNITS;
+            var v = 0.0;
+            if (unit < hidden && k0 + kk < hidden) {
+                v = params[dims.w_offset + (gate * hidden + unit) * hidden + k0 + kk];
+            }
+            w_tile[kk * 4u * UNITS + row] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < K_TILE; kk++) {
+            let base = kk * 4u * UNITS + u;
+            let w = vec4<f32>(
+                w_tile[base],
+                w_tile[base + UNITS],
+                w_tile[base + 2u * UNITS],
+                w_tile[base + 3u * UNITS],
+            );
+            for (var r = 0u; r < 4u; r++) {
+                acc[r] += h_tile[(bg * 4u + r) * K_TILE + kk] * w;
+            }
+        }
+        workgroupBarrier();
+    }
+
+    let j = unit0 + u;
+    if (j >= hidden) {
+        return;
+    }
+    let c_read = (t % dims.cs_slots) * batch * hidden;
+    let c_write = ((t + 1u) % dims.cs_slots) * batch * hidden;
+    for (var r = 0u; r < 4u; r++) {
+        let b = batch0 + bg * 4u + r;
+        if (b >= batch) {
+            break;
+        }
+        let xrow = (t * batch + b) * 4u * hidden + j;
+        let pre = acc[r] + vec4<f32>(
+            xproj[xrow],
+            xproj[xrow + hidden],
+            xproj[xrow + 2u * hidden],
+            xproj[xrow + 3u * hidden],
+        );
+        let ig = sigmoid(pre.x);
+        let fg = sigmoid(pre.y);
+        let gg = tanh_safe(pre.z);
+        let og = sigmoid(pre.w);
+        let cell = b * hidden + j;
+        let c = fg * cs[c_read + cell] + ig * gg;
+        cs[c_write + cell] = c;
+        hs[(t + 1u) * batch * hidden + cell] = og * tanh_safe(c);
+        if ((dims.flags & STORE_GATES) != 0u) {
+            gates[xrow] = ig;
+            gates[xrow + hidden] = fg;
+            gates[xrow + 2u * hidden] = gg;
+            gates[xrow + 3u * hidden] = og;
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! The wgpu layer: the [`Gpu`] context, device tensors, readback and error capture.
+
+mod tensor;
+
+pub(crate) use tensor::check_shape;
+pub use tensor::Tensor;
+
+use crate::error::{Error, Result};
+use crate::kernels::Kernels;
+use std::sync::{Arc, Mutex};
+
+/// A GPU device and queue with the engine's pipelines, built once per device.
+///
+/// Cheap to clone (an `Arc` inside); every model made from it shares the device, the pipelines
+/// and the per-timestep uniform slots.
+#[derive(Clone)]
+pub struct Gpu {
+    inner: Arc<GpuInner>,
+}
+
+struct GpuInner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    kernels: Mutex<Option<Arc<Kernels>>>,
+    slots: Mutex<Option<Arc<StepSlots>>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+/// A uniform buffer with one slot per timestep, bound with a dynamic offset so that every step of
+/// a sequence reuses one bind group (DESIGN.md §4). Slot `t < capacity` holds `(t, 0, 0, 0)`;
+/// the extra slot at index `capacity` holds `(0, H0_MODE, 0, 0)` for the backward pass's last
+/// dispatch.
+pub(crate) struct StepSlots {
+    pub buffer: wgpu::Buffer,
+    pub capacity: u32,
+    pub stride: u32,
+}
+
+/// Mode flag of the extra slot (see `lstm_step_back.wgsl`).
+pub(crate) const H0_MODE: u32 = 2;
+
+impl StepSlots {
+    /// Dynamic offset of timestep `t`'s slot.
+    pub fn offset(&self, t: usize) -> u32 {
+        debug_assert!((t as u32) < self.capacity);
+        t as u32 * self.stride
+    }
+
+    /// Dynamic offset of the slot that selects the backward pass's `dh_0` mode.
+    pub fn h0_offset(&self) -> u32 {
+        self.capacity * self.stride
+    }
+}
+
+/// What `wgpu-lstm devices` prints about an adapter.
+#[derive(Debug, Clone)]
+pub struct AdapterSummary {
+    /// wgpu's adapter information (name, backend, device type, driver).
+    pub info: wgpu::AdapterInfo,
+    /// The adapter's limits.
+    pub limits: wgpu::Limits,
+    /// The adapter's optional features.
+    pub features: wgpu::Features,
+}
+
+/// The backends wgpu should try: `WGPU_BACKEND` (e.g. `vulkan`, `gl`, `metal`, `dx12`) or all.
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    // Validation layers are for debugging wgpu itself; our errors come from wgpu's own checks.
+    desc.flags = wgpu::InstanceFlags::empty();
+    wgpu::Instance::new(desc.with_env())
+}
+
+/// Lists every adapter wgpu can see (honouring `WGPU_BACKEND`).
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    let instance = instance();
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    pollster::block_on(instance.enumerate_adapters(backends))
+        .into_iter()
+        .map(|a| AdapterSummary {
+            info: a.get_info(),
+            limits: a.limits(),
+            features: a.features(),
+        })
+        .collect()
+}
+
+impl Gpu {
+    /// Opens the best adapter: `WGPU_ADAPTER_NAME` (a case-insensitive substring of the name) if
+    /// set, else the high-performance one, on the backends in `WGPU_BACKEND` (all if unset).
+    /// The device gets the adapter's real limits, not WebGPU's defaults.
+    pub fn new() -> Result<Gpu> {
+        let name = std::env::var("WGPU_ADAPTER_NAME").ok();
+        Gpu::with_adapter(name.as_deref())
+    }
+
+    /// Like [`Gpu::new`], but picks the adapter whose name contains `name` (case-insensitive).
+    pub fn with_adapter(name: Option<&str>) -> Result<Gpu> {
+        let instance = instance();
+        let adapter = match name {
+            Some(name) => {
+                let wanted = name.to_lowercase();
+                let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+                let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+                adapters
+                    .into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
+                    .ok_or_else(|| Error::NoAdapter {
+                        detail: format!(" whose name contains `{name}` (found: {names:?})"),
+                    })?
+            }
+            None => pollster::block_on(
+                instance.request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::from_env()
+                        .unwrap_or(wgpu::PowerPreference::HighPerformance),
+                    force_fallback_adapter: false,
+                    compatible_surface: None,
+                    // We want the adapter's real limits, not fingerprint-resistant buckets.
+                    apply_limit_buckets: false,
+                }),
+            )
+            .map_err(|e| Error::NoAdapter {
+                detail: format!(" ({e})"),
+            })?,
+        };
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgpu-lstm"),
+            required_features: features,
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        // We own this device: errors outside our scopes must not abort the process.
+        device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
+            eprintln!("wgpu-lstm: uncaptured GPU error: {e}");
+        }));
+        Ok(Gpu::wrap(device, queue))
+    }
+
+    /// Embeds the engine in an application that already owns a wgpu device and queue. Works with
+    /// any limits the device was made with (WebGPU's defaults included); sizes beyond them are
+    /// reported as [`Error::Limit`]. The application's uncaptured-error handler is left alone:
+    /// the engine captures its own errors with error scopes.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
+        Gpu::wrap(device, queue)
+    }
+
+    fn wrap(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
+        let lost = Arc::new(Mutex::new(None));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut slot) = flag.lock() {
+                *slot = Some(format!("{reason:?}: {message}"));
+            }
+        });
+        Gpu {
+            inner: Arc::new(GpuInner {
+                info: device.adapter_info(),
+                limits: device.limits(),
+                device,
+                queue,
+                kernels: Mutex::new(None),
+                slots: Mutex::new(None),
+                lost,
+            }),
+        }
+    }
+
+    /// The wgpu device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The wgpu queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// Adapter name, backend, device type and driver.
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// The limits of the device (what sizes the engine can use).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// Whether two handles share one device context.
+    pub fn same(&self, other: &Gpu) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The pipelines, built on first use and cached for the life of the device.
+    pub(crate) fn kernels(&self) -> Result<Arc<Kernels>> {
+        let mut slot = lock(&self.inner.kernels);
+        if let Some(k) = slot.as_ref() {
+            return Ok(k.clone());
+        }
+        let kernels = Arc::new(self.scoped(|| Kernels::new(&self.inner.device))?);
+        *slot = Some(kernels.clone());
+        Ok(kernels)
+    }
+
+    /// Step slots for sequences of at least `steps` timesteps; grows (doubling) when needed.
+    pub(crate) fn step_slots(&self, steps: usize) -> Result<Arc<StepSlots>> {
+        let mut slot = lock(&self.inner.slots);
+        if let Some(s) = slot.as_ref() {
+            if s.capacity as usize >= steps {
+                return Ok(s.clone());
+            }
+        }
+        let capacity = steps.next_power_of_two().max(64);
+        let stride = self
+            .inner
+            .limits
+            .min_uniform_buffer_offset_alignment
+            .max(16);
+        let bytes = (capacity as u64 + 1) * stride as u64;
+        self.check_buffer_size("the per-timestep uniform slots", bytes, false)?;
+        let words_per_slot = stride as usize / 4;
+        let mut data = vec![0u32; (capacity + 1) * words_per_slot];
+        for t in 0..capacity {
+            data[t * words_per_slot] = t as u32;
+        }
+        data[capacity * words_per_slot + 1] = H0_MODE;
+        let buffer = self.scoped(|| {
+            wgpu::util::DeviceExt::create_buffer_init(
+                &self.inner.device,
+                &wgpu::util::BufferInitDescriptor {
+                    label: Some("step slots"),
+                    contents: bytemuck::cast_slice(&data),
+                    usage: wgpu::BufferUsages::UNIFORM,
+                },
+            )
+        })?;
+        let slots = Arc::new(StepSlots {
+            buffer,
+            capacity: capacity as u32,
+            stride,
+        });
+        *slot = Some(slots.clone());
+        Ok(slots)
+    }
+
+    /// Fails if the device was lost.
+    pub(crate) fn check_alive(&self) -> Result<()> {
+        match lock(&self.inner.lost).as_ref() {
+            Some(reason) => Err(Error::DeviceLost(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and turns what they catch into
+    /// `Err`, so that misuse never reaches wgpu's default handler (which panics).
+    pub(crate) fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        self.check_alive()?;
+        let device = &self.inner.device;
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        let errors = [
+            pollster::block_on(validation.pop()),
+            pollster::block_on(internal.pop()),
+            pollster::block_on(oom.pop()),
+        ];
+        match errors.into_iter().flatten().next() {
+            Some(e) => Err(e.into()),
+            None => {
+                self.check_alive()?;
+                Ok(value)
+            }
+        }
+    }
+
+    /// Checks a buffer size against `max_buffer_size` and, for storage buffers,
+    /// `max_storage_buffer_binding_size`.
+    pub(crate) fn check_buffer_size(&self, what: &str, bytes: u64, storage: bool) -> Result<()> {
+        let limits = &self.inner.limits;
+        if bytes > limits.max_buffer_size {
+            return Err(Error::Limit {
+                what: what.to_string(),
+                limit: "max_buffer_size",
+                needed: bytes,
+                available: limits.max_buffer_size,
+            });
+        }
+        if storage && bytes > limits.max_storage_buffer_binding_size as u64 {
+            return Err(Error::Limit {
+                what: what.to_string(),
+                limit: "max_storage_buffer_binding_size",
+                needed: bytes,
+                available: limits.max_storage_buffer_binding_size as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a dispatch size against `max_compute_workgroups_per_dimension`.
+    pub(crate) fn check_dispatch(&self, what: &str, groups: [u32; 3]) -> Result<()> {
+        let max = self.inner.limits.max_compute_workgroups_per_dimension;
+        match groups.iter().find(|&&g| g > max) {
+            Some(&g) => Err(Error::Limit {
+                what: what.to_string(),
+                limit: "max_compute_workgroups_per_dimension",
+                needed: g as u64,
+                available: max as u64,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// A zero-initialised storage buffer of `len` f32 values, size-checked against the limits.
+    pub(crate) fn storage_buffer(&self, what: &str, len: usize) -> Result<wgpu::Buffer> {
+        let bytes = (len.max(1) * 4) as u64;
+        self.check_buffer_size(what, bytes, true)?;
+        self.scoped(|| {
+            self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(what),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })
+    }
+
+    /// A storage buffer holding `data`.
+    pub(crate) fn storage_buffer_init(&self, what: &str, data: &[f32]) -> Result<wgpu::Buffer> {
+        let buffer = self.storage_buffer(what, data.len())?;
+        if !data.is_empty() {
+            self.inner
+                .queue
+                .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(buffer)
+    }
+
+    /// A uniform buffer holding a plain-old-data value.
+    pub(crate) fn uniform<T: bytemuck::Pod>(&self, what: &str, value: &T) -> Result<wgpu::Buffer> {
+        self.scoped(|| {
+            wgpu::util::DeviceExt::create_buffer_init(
+                &self.inner.device,
+                &wgpu::util::BufferInitDescriptor {
+                    label: Some(what),
+                    contents: bytemuck::bytes_of(value),
+                    usage: wgpu::BufferUsages::UNIFORM,
+                },
+            )
+        })
+    }
+
+    /// A command encoder.
+    pub(crate) fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.inner
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
+    /// Finishes and submits an encoder inside an error scope: one submit per call.
+    pub(crate) fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
+        self.scoped(|| {
+            self.inner.queue.submit([encoder.finish()]);
+        })
+    }
+
+    /// Copies `len` f32 values starting at element `offset` of `buffer` back to the host, waiting
+    /// for the GPU. This is the only place the engine waits.
+    pub(crate) fn read(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<f32>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = (len * 4) as u64;
+        let staging = self.scoped(|| {
+            let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = self.encoder("readback");
+            encoder.copy_buffer_to_buffer(buffer, (offset * 4) as u64, &staging, 0, bytes);
+            self.inner.queue.submit([encoder.finish()]);
+            staging
+        })?;
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            // The receiver only goes away if we returned early; nothing to report then.
+            let _ = sender.send(r);
+        });
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        self.check_alive()?;
+        match pollster::block_on(receiver.receive()) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(Error::Readback(e.to_string())),
+            None => return Err(Error::Readback("the map callback never ran".into())),
+        }
+        let data = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Readback(e.to_string()))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(data)
+    }
+}
+
+/// Locks a mutex, recovering the data if another thread panicked while holding it (the data
+/// guarded here stays valid whatever a panicking thread did).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,100 @@
+//! `lstm_step_back.wgsl`: one fused backward timestep per dispatch, in reverse time, plus one
+//! dispatch for `dh_0`.
+
+use super::{bind_group_dynamic, bind_group_layout, groups, pipeline, Slot};
+use crate::error::Result;
+use crate::gpu::{Gpu, StepSlots};
+
+const UNITS: usize = 16;
+const BATCH_TILE: usize = 16;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct StepBackDims {
+    pub batch: u32,
+    pub hidden: u32,
+    pub w_offset: u32,
+    pub steps: u32,
+    /// Element offset of `dy` in its buffer.
+    pub dy_offset: u32,
+    pub _pad: [u32; 3],
+}
+
+/// The buffers of one sequence's backward pass.
+pub(crate) struct StepBackBuffers<'a> {
+    pub params: &'a wgpu::Buffer,
+    pub gates: &'a wgpu::Buffer,
+    pub cs: &'a wgpu::Buffer,
+    pub dy: &'a wgpu::Buffer,
+    pub dgates: &'a wgpu::Buffer,
+    /// `[3, B, H]`: dh_n in, dc carry (dc_n in, dc_0 out), dh_0 out.
+    pub state: &'a wgpu::Buffer,
+}
+
+pub(crate) struct LstmStepBackKernel {
+    layout: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl LstmStepBackKernel {
+    pub fn new(device: &wgpu::Device) -> Self {
+        let layout = bind_group_layout(
+            device,
+            "lstm_step_back",
+            &[
+                Slot::Uniform,
+                Slot::DynamicUniform(16),
+                Slot::Read,
+                Slot::Read,
+                Slot::Read,
+                Slot::Read,
+                Slot::ReadWrite,
+                Slot::ReadWrite,
+            ],
+        );
+        let pipeline = pipeline(device, "lstm_step_back.wgsl", "lstm_step_back", &layout);
+        LstmStepBackKernel { layout, pipeline }
+    }
+
+    /// Records the reverse loop t = T-1 .. 0 and the `dh_0` dispatch: T + 1 dispatches.
+    pub fn encode(
+        &self,
+        gpu: &Gpu,
+        pass: &mut wgpu::ComputePass<'_>,
+        dims: &StepBackDims,
+        slots: &StepSlots,
+        buffers: &StepBackBuffers<'_>,
+    ) -> Result<()> {
+        let wg = [
+            groups(dims.hidden as usize, UNITS),
+            groups(dims.batch as usize, BATCH_TILE),
+            1,
+        ];
+        gpu.check_dispatch("the LSTM backward step kernel", wg)?;
+        let uniform = gpu.uniform("lstm step back dims", dims)?;
+        let group = bind_group_dynamic(
+            gpu.device(),
+            &self.layout,
+            &[
+                &uniform,
+                &slots.buffer,
+                buffers.params,
+                buffers.gates,
+                buffers.cs,
+                buffers.dy,
+                buffers.dgates,
+                buffers.state,
+            ],
+            1,
+            16,
+        );
+        pass.set_pipeline(&self.pipeline);
+        for t in (0..dims.steps as usize).rev() {
+            pass.set_bind_group(0, &group, &[slots.offset(t)]);
+            pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
+        }
+        pass.set_bind_group(0, &group, &[slots.h0_offset()]);
+        pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
+        Ok(())
+    }
+}

@@ -1,0 +1,198 @@
+//! One module per shader: its pipelines, bind-group layouts and dispatch sizes. Kernels know
+//! nothing of models; they take buffers, element offsets and sizes.
+
+pub(crate) mod column_sum;
+pub(crate) mod gemm;
+pub(crate) mod lstm_step;
+pub(crate) mod lstm_step_back;
+pub(crate) mod reduce;
+
+/// Activation helpers prepended to the recurrent kernels.
+macro_rules! with_activations {
+    ($file:literal) => {
+        concat!(
+            include_str!("../../shaders/activations.wgsl"),
+            "\n",
+            include_str!(concat!("../../shaders/", $file))
+        )
+    };
+}
+
+/// Every WGSL module the engine compiles, as `(file name, full source)`. The naga test parses,
+/// validates and translates exactly these.
+pub const SHADER_SOURCES: &[(&str, &str)] = &[
+    ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
+    ("lstm_step.wgsl", with_activations!("lstm_step.wgsl")),
+    (
+        "lstm_step_back.wgsl",
+        with_activations!("lstm_step_back.wgsl"),
+    ),
+    ("reduce.wgsl", include_str!("../../shaders/reduce.wgsl")),
+    (
+        "column_sum.wgsl",
+        include_str!("../../shaders/column_sum.wgsl"),
+    ),
+];
+
+fn source(name: &str) -> &'static str {
+    SHADER_SOURCES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| *s)
+        .unwrap_or_else(|| unreachable!("shader {name} is listed in SHADER_SOURCES"))
+}
+
+/// All pipelines of the engine for one device.
+pub(crate) struct Kernels {
+    pub gemm: gemm::GemmKernel,
+    pub lstm_step: lstm_step::LstmStepKernel,
+    pub lstm_step_back: lstm_step_back::LstmStepBackKernel,
+    pub reduce: reduce::ReduceKernel,
+    pub column_sum: column_sum::ColumnSumKernel,
+}
+
+impl Kernels {
+    pub fn new(device: &wgpu::Device) -> Kernels {
+        Kernels {
+            gemm: gemm::GemmKernel::new(device),
+            lstm_step: lstm_step::LstmStepKernel::new(device),
+            lstm_step_back: lstm_step_back::LstmStepBackKernel::new(device),
+            reduce: reduce::ReduceKernel::new(device),
+            column_sum: column_sum::ColumnSumKernel::new(device),
+        }
+    }
+}
+
+/// How a shader sees one binding.
+#[derive(Clone, Copy)]
+pub(crate) enum Slot {
+    Uniform,
+    /// A uniform read at a dynamic offset (the per-timestep slots), `size` bytes.
+    DynamicUniform(u64),
+    Read,
+    ReadWrite,
+}
+
+/// An explicit bind-group layout: binding `i` is `slots[i]`.
+pub(crate) fn bind_group_layout(
+    device: &wgpu::Device,
+    label: &str,
+    slots: &[Slot],
+) -> wgpu::BindGroupLayout {
+    let entries: Vec<_> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: match *slot {
+                Slot::Uniform => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                Slot::DynamicUniform(size) => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: true,
+                    min_binding_size: wgpu::BufferSize::new(size),
+                },
+                Slot::Read | Slot::ReadWrite => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: matches!(slot, Slot::Read),
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+            },
+            count: None,
+        })
+        .collect();
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    })
+}
+
+/// A compute pipeline for `entry` of shader `file` with one explicit bind-group layout.
+pub(crate) fn pipeline(
+    device: &wgpu::Device,
+    file: &str,
+    entry: &str,
+    layout: &wgpu::BindGroupLayout,
+) -> wgpu::ComputePipeline {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(file),
+        source: wgpu::ShaderSource::Wgsl(source(file).into()),
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(entry),
+        bind_group_layouts: &[Some(layout)],
+        immediate_size: 0,
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some(entry),
+        compilation_options: Default::default(),
+        cache: None,
+    })
+}
+
+/// A bind group whose binding `i` is the whole of `buffers[i]`.
+pub(crate) fn bind_group(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let entries: Vec<_> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout,
+        entries: &entries,
+    })
+}
+
+/// A bind group like [`bind_group`], except that binding `dynamic` is a `size`-byte window of
+/// its buffer moved by a dynamic offset.
+pub(crate) fn bind_group_dynamic(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[&wgpu::Buffer],
+    dynamic: usize,
+    size: u64,
+) -> wgpu::BindGroup {
+    let entries: Vec<_> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: if i == dynamic {
+                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(size),
+                })
+            } else {
+                b.as_entire_binding()
+            },
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout,
+        entries: &entries,
+    })
+}
+
+/// `ceil(n / d)` as a workgroup count.
+pub(crate) fn groups(n: usize, d: usize) -> u32 {
+    n.div_ceil(d) as u32
+}

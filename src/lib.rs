@@ -1,0 +1,34 @@
+//! # wgpu-lstm
+//!
+//! A GPU-accelerated LSTM engine on wgpu compute shaders: PyTorch's equations, parameter names
+//! and layouts, running on any GPU wgpu reaches (Vulkan, Metal, DX12, OpenGL).
+//!
+//! ```no_run
+//! use wgpu_lstm::{Gpu, Lstm, LstmConfig, Tensor};
+//!
+//! # fn main() -> wgpu_lstm::Result<()> {
+//! let gpu = Gpu::new()?;
+//! let lstm = Lstm::new(&gpu, LstmConfig::new(8, 16))?;
+//! let (steps, batch) = (5, 2);
+//! let x = Tensor::from_slice(&gpu, &[steps, batch, 8], &vec![0.1; steps * batch * 8])?;
+//! let out = lstm.forward(&x, None, None)?;
+//! let y: Vec<f32> = out.y.to_vec()?; // [T, B, H]
+//! # Ok(()) }
+//! ```
+//!
+//! Layout of the crate (see `DESIGN.md`): [`gpu`] is the wgpu layer, `kernels` one module per
+//! WGSL shader, [`model`] what users build, [`reference`] the f64 oracle the tests compare with.
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+pub mod model;
+pub mod reference;
+
+pub use error::{Error, GpuErrorKind, Result};
+pub use gpu::{Gpu, Tensor};
+pub use model::{
+    BackwardOutput, ClipNorm, ForwardCache, Lstm, LstmConfig, LstmOutput, OutputGrads, ParamArena,
+};
