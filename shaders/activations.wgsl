@@ -14,8 +14,22 @@ fn sigmoid(x: f32) -> f32 {
     return select(y, x, is_nan(x));
 }
 
-fn tanh_safe(x: f32) -> f32 {
-    // tanh(±15) rounds to ±1 in f32; clamping keeps exp-based tanh implementations finite.
-    let y = tanh(clamp(x, -15.0, 15.0));
-    return select(y, x, is_nan(x));
+// tanh as a rational function (the float tanh of Eigen and XLA): relative error below 3e-7 over
+// all of f32. The builtin may be computed from exp and lose relative accuracy near 0 (lavapipe's
+// tanh(1e-3) is off by 1e-4 relative), which LSTMs with small activations amplify.
+fn tanh_precise(x: f32) -> f32 {
+    let xc = clamp(x, -7.90531110763549805, 7.90531110763549805); // tanh rounds to ±1 beyond
+    let x2 = xc * xc;
+    var p = -2.76076847742355e-16;
+    p = fma(p, x2, 2.00018790482477e-13);
+    p = fma(p, x2, -8.60467152213735e-11);
+    p = fma(p, x2, 5.12229709037114e-08);
+    p = fma(p, x2, 1.48572235717979e-05);
+    p = fma(p, x2, 6.37261928875436e-04);
+    p = fma(p, x2, 4.89352455891786e-03);
+    var q = 1.19825839466702e-06;
+    q = fma(q, x2, 1.18534705686654e-04);
+    q = fma(q, x2, 2.26843463243900e-03);
+    q = fma(q, x2, 4.89352518554385e-03);
+    return select(xc * p / q, x, is_nan(x));
 }

@@ -116,12 +116,12 @@ fn lstm_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
         );
         let ig = sigmoid(pre.x);
         let fg = sigmoid(pre.y);
-        let gg = tanh_safe(pre.z);
+        let gg = tanh_precise(pre.z);
         let og = sigmoid(pre.w);
         let cell = b * hidden + j;
         let c = fg * cs[c_read + cell] + ig * gg;
         cs[c_write + cell] = c;
-        hs[(t + 1u) * batch * hidden + cell] = og * tanh_safe(c);
+        hs[(t + 1u) * batch * hidden + cell] = og * tanh_precise(c);
         if ((dims.flags & STORE_GATES) != 0u) {
             gates[xrow] = ig;
             gates[xrow + hidden] = fg;

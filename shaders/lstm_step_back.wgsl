@@ -128,7 +128,7 @@ fn lstm_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
         let og = gates[grow + 3u * hidden];
         let c = cs[(t + 1u) * bh + cell];
         let c_prev = cs[t * bh + cell];
-        let tc = tanh_safe(c);
+        let tc = tanh_precise(c);
         let dc = state[bh + cell] + dh * og * (1.0 - tc * tc);
         dgates[grow] = dc * gg * ig * (1.0 - ig);
         dgates[grow + hidden] = dc * c_prev * fg * (1.0 - fg);
