@@ -30,5 +30,11 @@ pub mod reference;
 pub use error::{Error, GpuErrorKind, Result};
 pub use gpu::{Gpu, Tensor};
 pub use model::{
-    BackwardOutput, ClipNorm, ForwardCache, Lstm, LstmConfig, LstmOutput, OutputGrads, ParamArena,
+    BackwardOutput, ClipNorm, DispatchCounts, ForwardCache, Lstm, LstmConfig, LstmOutput,
+    OutputGrads, ParamArena,
 };
+
+/// The README's examples, compiled and run as doctests so that the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -146,10 +146,10 @@ fn weights_are_reused_and_updates_take_effect() {
         first,
         lstm.forward(&x, None, None).unwrap().y.to_vec().unwrap()
     );
-    lstm.params().set("weight_ih_l0", &vec![0.0; 48]).unwrap();
+    lstm.params().set("weight_ih_l0", &[0.0; 48]).unwrap();
     lstm.params().set("weight_hh_l0", &vec![0.0; 64]).unwrap();
-    lstm.params().set("bias_ih_l0", &vec![0.0; 16]).unwrap();
-    lstm.params().set("bias_hh_l0", &vec![0.0; 16]).unwrap();
+    lstm.params().set("bias_ih_l0", &[0.0; 16]).unwrap();
+    lstm.params().set("bias_hh_l0", &[0.0; 16]).unwrap();
     // All pre-activations 0: i = f = o = 1/2, g = 0, so c and h stay 0.
     let zero = lstm.forward(&x, None, None).unwrap().y.to_vec().unwrap();
     assert!(zero.iter().all(|&v| v == 0.0), "{zero:?}");

@@ -84,7 +84,7 @@ fn reference_gradients_match_finite_differences() {
         let eps = 1e-6;
         for (name, field, analytic) in fields {
             let scale = analytic.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
-            for i in 0..analytic.len() {
+            for (i, &exact) in analytic.iter().enumerate() {
                 let orig = field(&mut pr)[i];
                 field(&mut pr)[i] = orig + eps;
                 let up = pr.loss();
@@ -92,11 +92,10 @@ fn reference_gradients_match_finite_differences() {
                 let down = pr.loss();
                 field(&mut pr)[i] = orig;
                 let numeric = (up - down) / (2.0 * eps);
-                let err = (numeric - analytic[i]).abs() / scale;
+                let err = (numeric - exact).abs() / scale;
                 assert!(
                     err < 1e-6,
-                    "case {case} {name}[{i}]: analytic {} numeric {numeric} (error {err:.2e})",
-                    analytic[i]
+                    "case {case} {name}[{i}]: analytic {exact} numeric {numeric} (error {err:.2e})"
                 );
             }
         }

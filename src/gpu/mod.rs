@@ -26,6 +26,16 @@ struct GpuInner {
     kernels: Mutex<Option<Arc<Kernels>>>,
     slots: Mutex<Option<Arc<StepSlots>>>,
     lost: Arc<Mutex<Option<String>>>,
+    /// Held around every device operation on backends whose driver context is not shared
+    /// between threads (OpenGL): wgpu's GL backend panics when a thread waits more than a few
+    /// seconds for the context, which a long submit on a software rasteriser can hold.
+    serialize: Option<Mutex<()>>,
+}
+
+thread_local! {
+    /// Depth of nested `Gpu::scoped` calls on this thread: only the outermost pushes error scopes
+    /// and takes the serialization lock.
+    static SCOPE_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// A uniform buffer with one slot per timestep, bound with a dynamic offset so that every step of
@@ -65,9 +75,11 @@ pub struct AdapterSummary {
     pub features: wgpu::Features,
 }
 
-/// The backends wgpu should try: `WGPU_BACKEND` (e.g. `vulkan`, `gl`, `metal`, `dx12`) or all.
-fn instance() -> wgpu::Instance {
+/// An instance on `backends`, or on those named by `WGPU_BACKEND` (e.g. `vulkan`, `gl`,
+/// `metal`, `dx12`) when it is set.
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
     // Validation layers are for debugging wgpu itself; our errors come from wgpu's own checks.
     desc.flags = wgpu::InstanceFlags::empty();
     wgpu::Instance::new(desc.with_env())
@@ -75,9 +87,8 @@ fn instance() -> wgpu::Instance {
 
 /// Lists every adapter wgpu can see (honouring `WGPU_BACKEND`).
 pub fn list_adapters() -> Vec<AdapterSummary> {
-    let instance = instance();
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-    pollster::block_on(instance.enumerate_adapters(backends))
+    pollster::block_on(instance(backends).enumerate_adapters(backends))
         .into_iter()
         .map(|a| AdapterSummary {
             info: a.get_info(),
@@ -85,6 +96,39 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
             features: a.features(),
         })
         .collect()
+}
+
+/// The adapter whose name contains `name`, or the high-performance one, on `backends`.
+fn find_adapter(backends: wgpu::Backends, name: Option<&str>) -> Result<wgpu::Adapter> {
+    let instance = instance(backends);
+    match name {
+        Some(name) => {
+            let wanted = name.to_lowercase();
+            let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+            let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+            adapters
+                .into_iter()
+                .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
+                .ok_or_else(|| Error::NoAdapter {
+                    detail: format!(" whose name contains `{name}` (found: {names:?})"),
+                })
+        }
+        None => {
+            pollster::block_on(
+                instance.request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::from_env()
+                        .unwrap_or(wgpu::PowerPreference::HighPerformance),
+                    force_fallback_adapter: false,
+                    compatible_surface: None,
+                    // We want the adapter's real limits, not fingerprint-resistant buckets.
+                    apply_limit_buckets: false,
+                }),
+            )
+            .map_err(|e| Error::NoAdapter {
+                detail: format!(" ({e})"),
+            })
+        }
+    }
 }
 
 impl Gpu {
@@ -97,34 +141,14 @@ impl Gpu {
     }
 
     /// Like [`Gpu::new`], but picks the adapter whose name contains `name` (case-insensitive).
+    ///
+    /// Without `WGPU_BACKEND`, the primary backends (Vulkan, Metal, DX12) are tried first and
+    /// OpenGL only when they offer no adapter.
     pub fn with_adapter(name: Option<&str>) -> Result<Gpu> {
-        let instance = instance();
-        let adapter = match name {
-            Some(name) => {
-                let wanted = name.to_lowercase();
-                let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-                let adapters = pollster::block_on(instance.enumerate_adapters(backends));
-                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-                adapters
-                    .into_iter()
-                    .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
-                    .ok_or_else(|| Error::NoAdapter {
-                        detail: format!(" whose name contains `{name}` (found: {names:?})"),
-                    })?
-            }
-            None => pollster::block_on(
-                instance.request_adapter(&wgpu::RequestAdapterOptions {
-                    power_preference: wgpu::PowerPreference::from_env()
-                        .unwrap_or(wgpu::PowerPreference::HighPerformance),
-                    force_fallback_adapter: false,
-                    compatible_surface: None,
-                    // We want the adapter's real limits, not fingerprint-resistant buckets.
-                    apply_limit_buckets: false,
-                }),
-            )
-            .map_err(|e| Error::NoAdapter {
-                detail: format!(" ({e})"),
-            })?,
+        let adapter = match wgpu::Backends::from_env() {
+            Some(backends) => find_adapter(backends, name)?,
+            None => find_adapter(wgpu::Backends::PRIMARY, name)
+                .or_else(|_| find_adapter(wgpu::Backends::all(), name))?,
         };
         let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -157,9 +181,12 @@ impl Gpu {
                 *slot = Some(format!("{reason:?}: {message}"));
             }
         });
+        let info = device.adapter_info();
+        let serialize = (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(()));
         Gpu {
             inner: Arc::new(GpuInner {
-                info: device.adapter_info(),
+                info,
+                serialize,
                 limits: device.limits(),
                 device,
                 queue,
@@ -201,7 +228,7 @@ impl Gpu {
         if let Some(k) = slot.as_ref() {
             return Ok(k.clone());
         }
-        let kernels = Arc::new(self.scoped(|| Kernels::new(&self.inner.device))?);
+        let kernels = Arc::new(self.scoped(|| Ok(Kernels::new(&self.inner.device)))?);
         *slot = Some(kernels.clone());
         Ok(kernels)
     }
@@ -229,14 +256,14 @@ impl Gpu {
         }
         data[capacity * words_per_slot + 1] = H0_MODE;
         let buffer = self.scoped(|| {
-            wgpu::util::DeviceExt::create_buffer_init(
+            Ok(wgpu::util::DeviceExt::create_buffer_init(
                 &self.inner.device,
                 &wgpu::util::BufferInitDescriptor {
                     label: Some("step slots"),
                     contents: bytemuck::cast_slice(&data),
                     usage: wgpu::BufferUsages::UNIFORM,
                 },
-            )
+            ))
         })?;
         let slots = Arc::new(StepSlots {
             buffer,
@@ -255,27 +282,42 @@ impl Gpu {
         }
     }
 
-    /// Runs `f` inside validation and out-of-memory error scopes and turns what they catch into
-    /// `Err`, so that misuse never reaches wgpu's default handler (which panics).
-    pub(crate) fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+    /// Runs `f` inside validation, internal and out-of-memory error scopes and turns what they
+    /// catch into `Err`, so that misuse never reaches wgpu's default handler (which panics).
+    /// Every public operation records and submits inside one such call; nested calls run inside
+    /// the outer scopes.
+    pub(crate) fn scoped<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         self.check_alive()?;
+        let depth = SCOPE_DEPTH.get();
+        if depth > 0 {
+            return f();
+        }
+        let _serial = self.inner.serialize.as_ref().map(lock);
         let device = &self.inner.device;
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        SCOPE_DEPTH.set(depth + 1);
+        // A panic inside `f` would leave the depth raised; restore it whatever happens.
+        struct Reset(u32);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                SCOPE_DEPTH.set(self.0);
+            }
+        }
+        let reset = Reset(depth);
         let value = f();
+        drop(reset);
         let errors = [
             pollster::block_on(validation.pop()),
             pollster::block_on(internal.pop()),
             pollster::block_on(oom.pop()),
         ];
-        match errors.into_iter().flatten().next() {
-            Some(e) => Err(e.into()),
-            None => {
-                self.check_alive()?;
-                Ok(value)
-            }
+        if let Some(e) = errors.into_iter().flatten().next() {
+            return Err(e.into());
         }
+        self.check_alive()?;
+        value
     }
 
     /// Checks a buffer size against `max_buffer_size` and, for storage buffers,
@@ -290,12 +332,12 @@ impl Gpu {
                 available: limits.max_buffer_size,
             });
         }
-        if storage && bytes > limits.max_storage_buffer_binding_size as u64 {
+        if storage && bytes > limits.max_storage_buffer_binding_size {
             return Err(Error::Limit {
                 what: what.to_string(),
                 limit: "max_storage_buffer_binding_size",
                 needed: bytes,
-                available: limits.max_storage_buffer_binding_size as u64,
+                available: limits.max_storage_buffer_binding_size,
             });
         }
         Ok(())
@@ -320,39 +362,41 @@ impl Gpu {
         let bytes = (len.max(1) * 4) as u64;
         self.check_buffer_size(what, bytes, true)?;
         self.scoped(|| {
-            self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            Ok(self.inner.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(what),
                 size: bytes,
                 usage: wgpu::BufferUsages::STORAGE
                     | wgpu::BufferUsages::COPY_SRC
                     | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
-            })
+            }))
         })
     }
 
     /// A storage buffer holding `data`.
     pub(crate) fn storage_buffer_init(&self, what: &str, data: &[f32]) -> Result<wgpu::Buffer> {
-        let buffer = self.storage_buffer(what, data.len())?;
-        if !data.is_empty() {
-            self.inner
-                .queue
-                .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
-        }
-        Ok(buffer)
+        self.scoped(|| {
+            let buffer = self.storage_buffer(what, data.len())?;
+            if !data.is_empty() {
+                self.inner
+                    .queue
+                    .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
+            }
+            Ok(buffer)
+        })
     }
 
     /// A uniform buffer holding a plain-old-data value.
     pub(crate) fn uniform<T: bytemuck::Pod>(&self, what: &str, value: &T) -> Result<wgpu::Buffer> {
         self.scoped(|| {
-            wgpu::util::DeviceExt::create_buffer_init(
+            Ok(wgpu::util::DeviceExt::create_buffer_init(
                 &self.inner.device,
                 &wgpu::util::BufferInitDescriptor {
                     label: Some(what),
                     contents: bytemuck::bytes_of(value),
                     usage: wgpu::BufferUsages::UNIFORM,
                 },
-            )
+            ))
         })
     }
 
@@ -367,6 +411,21 @@ impl Gpu {
     pub(crate) fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
         self.scoped(|| {
             self.inner.queue.submit([encoder.finish()]);
+            Ok(())
+        })
+    }
+
+    /// Records with a new encoder and submits it, all inside one error scope.
+    pub(crate) fn record<T>(
+        &self,
+        label: &str,
+        f: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<T>,
+    ) -> Result<T> {
+        self.scoped(|| {
+            let mut encoder = self.encoder(label);
+            let value = f(&mut encoder)?;
+            self.submit(encoder)?;
+            Ok(value)
         })
     }
 
@@ -392,17 +451,20 @@ impl Gpu {
             let mut encoder = self.encoder("readback");
             encoder.copy_buffer_to_buffer(buffer, (offset * 4) as u64, &staging, 0, bytes);
             self.inner.queue.submit([encoder.finish()]);
-            staging
+            Ok(staging)
         })?;
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             // The receiver only goes away if we returned early; nothing to report then.
             let _ = sender.send(r);
         });
-        self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Readback(e.to_string()))?;
+        {
+            let _serial = self.inner.serialize.as_ref().map(lock);
+            self.inner
+                .device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Readback(e.to_string()))?;
+        }
         self.check_alive()?;
         match pollster::block_on(receiver.receive()) {
             Some(Ok(())) => {}

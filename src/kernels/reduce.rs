@@ -51,6 +51,7 @@ impl ReduceKernel {
     /// Records the clip of the first `len` values of `data`: three dispatches, no readback.
     /// `result` (3 floats) receives the norm before clipping, the coefficient and a
     /// "left untouched" flag.
+    #[allow(clippy::too_many_arguments)]
     pub fn encode_clip(
         &self,
         gpu: &Gpu,

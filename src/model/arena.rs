@@ -135,9 +135,12 @@ impl ParamArena {
             });
         }
         self.gpu.scoped(|| {
-            self.gpu
-                .queue()
-                .write_buffer(buffer, (v.offset * 4) as u64, bytemuck::cast_slice(data))
+            self.gpu.queue().write_buffer(
+                buffer,
+                (v.offset * 4) as u64,
+                bytemuck::cast_slice(data),
+            );
+            Ok(())
         })
     }
 
@@ -163,9 +166,10 @@ impl ParamArena {
 
     /// Sets every gradient to zero (recorded on the queue; no wait).
     pub fn zero_grad(&self) -> Result<()> {
-        let mut encoder = self.gpu.encoder("zero_grad");
-        encoder.clear_buffer(&self.grads, 0, None);
-        self.gpu.submit(encoder)
+        self.gpu.record("zero_grad", |encoder| {
+            encoder.clear_buffer(&self.grads, 0, None);
+            Ok(())
+        })
     }
 
     /// `torch.nn.utils.clip_grad_norm_(parameters, max_norm, norm_type=2, error_if_nonfinite)`

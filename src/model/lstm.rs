@@ -89,6 +89,30 @@ pub struct BackwardOutput {
     pub dc0: Tensor,
 }
 
+/// How many compute dispatches each operation records for a sequence of T steps (all in one
+/// submit per operation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchCounts {
+    /// Forward: the input-projection GEMM plus one fused step per timestep: T + 1.
+    pub forward: usize,
+    /// Backward: one fused step per timestep, one for dh0, three GEMMs (dW_ih, dW_hh, dx) and
+    /// one column sum (biases): T + 5.
+    pub backward: usize,
+    /// Gradient clipping: sum of squares, norm and coefficient, scale: 3.
+    pub clip: usize,
+}
+
+impl DispatchCounts {
+    /// The counts for a sequence of `steps` timesteps.
+    pub fn for_steps(steps: usize) -> DispatchCounts {
+        DispatchCounts {
+            forward: steps + 1,
+            backward: steps + 5,
+            clip: 3,
+        }
+    }
+}
+
 /// A single-layer LSTM on the GPU, equivalent to `torch.nn.LSTM(input_size, hidden_size)`
 /// (sequence-major input `[T, B, I]`, gates i, f, g, o).
 ///
@@ -132,7 +156,8 @@ impl Lstm {
             .collect();
         gpu.scoped(|| {
             gpu.queue()
-                .write_buffer(arena.params_buffer(), 0, bytemuck::cast_slice(&init))
+                .write_buffer(arena.params_buffer(), 0, bytemuck::cast_slice(&init));
+            Ok(())
         })?;
         Ok(Lstm {
             gpu: gpu.clone(),
@@ -224,99 +249,102 @@ impl Lstm {
         let n_h = self.config.hidden_size;
         let bh = batch * n_h;
         let gpu = &self.gpu;
-        let kernels = gpu.kernels()?;
-        let slots = gpu.step_slots(steps)?;
+        gpu.scoped(|| {
+            let kernels = gpu.kernels()?;
+            let slots = gpu.step_slots(steps)?;
 
-        let xproj = gpu.storage_buffer("input projection [T, B, 4H]", steps * batch * 4 * n_h)?;
-        let hs = Arc::new(gpu.storage_buffer("hidden states [T+1, B, H]", (steps + 1) * bh)?);
-        let cs_slots = if train { steps + 1 } else { 2 };
-        let cs = Arc::new(gpu.storage_buffer("cell states", cs_slots * bh)?);
-        let gates = Arc::new(if train {
-            gpu.storage_buffer("gates [T, B, 4H]", steps * batch * 4 * n_h)?
-        } else {
-            gpu.storage_buffer("unused gates", 1)?
-        });
+            let xproj =
+                gpu.storage_buffer("input projection [T, B, 4H]", steps * batch * 4 * n_h)?;
+            let hs = Arc::new(gpu.storage_buffer("hidden states [T+1, B, H]", (steps + 1) * bh)?);
+            let cs_slots = if train { steps + 1 } else { 2 };
+            let cs = Arc::new(gpu.storage_buffer("cell states", cs_slots * bh)?);
+            let gates = Arc::new(if train {
+                gpu.storage_buffer("gates [T, B, 4H]", steps * batch * 4 * n_h)?
+            } else {
+                gpu.storage_buffer("unused gates", 1)?
+            });
 
-        let params = self.arena.params_buffer();
-        let w_ih = self.arena.view(WEIGHT_IH)?.offset;
-        let w_hh = self.arena.view(WEIGHT_HH)?.offset;
-        let b_ih = self.arena.view(BIAS_IH)?.offset;
-        let b_hh = self.arena.view(BIAS_HH)?.offset;
+            let params = self.arena.params_buffer();
+            let w_ih = self.arena.view(WEIGHT_IH)?.offset;
+            let w_hh = self.arena.view(WEIGHT_HH)?.offset;
+            let b_ih = self.arena.view(BIAS_IH)?.offset;
+            let b_hh = self.arena.view(BIAS_HH)?.offset;
 
-        let mut encoder = gpu.encoder("lstm forward");
-        // New buffers are zeroed by wgpu, so absent initial states need no clear.
-        if let Some(h0) = h0 {
-            encoder.copy_buffer_to_buffer(h0.buffer(), h0.byte_offset(), &hs, 0, h0.byte_len());
-        }
-        if let Some(c0) = c0 {
-            encoder.copy_buffer_to_buffer(c0.buffer(), c0.byte_offset(), &cs, 0, c0.byte_len());
-        }
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            // Hoisted input projection: one GEMM over all T·B rows, both biases folded in.
-            kernels.gemm.encode(
-                gpu,
-                &mut pass,
-                &Gemm {
-                    m: steps * batch,
-                    n: 4 * n_h,
-                    k: self.config.input_size,
-                    a: Operand {
-                        buffer: x.buffer(),
-                        offset: x.offset(),
-                        stride: self.config.input_size,
-                        transposed: false,
+            let mut encoder = gpu.encoder("lstm forward");
+            // New buffers are zeroed by wgpu, so absent initial states need no clear.
+            if let Some(h0) = h0 {
+                encoder.copy_buffer_to_buffer(h0.buffer(), h0.byte_offset(), &hs, 0, h0.byte_len());
+            }
+            if let Some(c0) = c0 {
+                encoder.copy_buffer_to_buffer(c0.buffer(), c0.byte_offset(), &cs, 0, c0.byte_len());
+            }
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                // Hoisted input projection: one GEMM over all T·B rows, both biases folded in.
+                kernels.gemm.encode(
+                    gpu,
+                    &mut pass,
+                    &Gemm {
+                        m: steps * batch,
+                        n: 4 * n_h,
+                        k: self.config.input_size,
+                        a: Operand {
+                            buffer: x.buffer(),
+                            offset: x.offset(),
+                            stride: self.config.input_size,
+                            transposed: false,
+                        },
+                        b: Operand {
+                            buffer: params,
+                            offset: w_ih,
+                            stride: self.config.input_size,
+                            transposed: true,
+                        },
+                        c: &xproj,
+                        c_offset: 0,
+                        accumulate: false,
+                        bias: Some((params, b_ih, Some(b_hh))),
                     },
-                    b: Operand {
-                        buffer: params,
-                        offset: w_ih,
-                        stride: self.config.input_size,
-                        transposed: true,
+                )?;
+                let dims = StepDims {
+                    batch: batch as u32,
+                    hidden: n_h as u32,
+                    w_offset: w_hh as u32,
+                    cs_slots: cs_slots as u32,
+                    flags: if train { STORE_GATES } else { 0 },
+                    _pad: [0; 3],
+                };
+                kernels.lstm_step.encode(
+                    gpu,
+                    &mut pass,
+                    &dims,
+                    steps,
+                    &slots,
+                    &StepBuffers {
+                        params,
+                        xproj: &xproj,
+                        hs: &hs,
+                        cs: &cs,
+                        gates: &gates,
                     },
-                    c: &xproj,
-                    c_offset: 0,
-                    accumulate: false,
-                    bias: Some((params, b_ih, Some(b_hh))),
-                },
-            )?;
-            let dims = StepDims {
-                batch: batch as u32,
-                hidden: n_h as u32,
-                w_offset: w_hh as u32,
-                cs_slots: cs_slots as u32,
-                flags: if train { STORE_GATES } else { 0 },
-                _pad: [0; 3],
-            };
-            kernels.lstm_step.encode(
-                gpu,
-                &mut pass,
-                &dims,
-                steps,
-                &slots,
-                &StepBuffers {
-                    params,
-                    xproj: &xproj,
-                    hs: &hs,
-                    cs: &cs,
-                    gates: &gates,
-                },
-            )?;
-        }
-        gpu.submit(encoder)?;
+                )?;
+            }
+            gpu.submit(encoder)?;
 
-        let state_shape = [1, batch, n_h];
-        Ok(LstmOutput {
-            y: Tensor::view(gpu, hs.clone(), bh, &[steps, batch, n_h]),
-            h_n: Tensor::view(gpu, hs.clone(), steps * bh, &state_shape),
-            c_n: Tensor::view(gpu, cs.clone(), (steps % cs_slots) * bh, &state_shape),
-            cache: train.then(|| ForwardCache {
-                x: x.clone(),
-                hs,
-                cs,
-                gates,
-                steps,
-                batch,
-            }),
+            let state_shape = [1, batch, n_h];
+            Ok(LstmOutput {
+                y: Tensor::view(gpu, hs.clone(), bh, &[steps, batch, n_h]),
+                h_n: Tensor::view(gpu, hs.clone(), steps * bh, &state_shape),
+                c_n: Tensor::view(gpu, cs.clone(), (steps % cs_slots) * bh, &state_shape),
+                cache: train.then(|| ForwardCache {
+                    x: x.clone(),
+                    hs,
+                    cs,
+                    gates,
+                    steps,
+                    batch,
+                }),
+            })
         })
     }
 
@@ -345,159 +373,161 @@ impl Lstm {
         let bh = batch * n_h;
         let rows = steps * batch;
         let gpu = &self.gpu;
-        let kernels = gpu.kernels()?;
-        let slots = gpu.step_slots(steps)?;
+        gpu.scoped(|| {
+            let kernels = gpu.kernels()?;
+            let slots = gpu.step_slots(steps)?;
 
-        let dgates = gpu.storage_buffer("gate gradients [T, B, 4H]", rows * 4 * n_h)?;
-        let state = Arc::new(gpu.storage_buffer("backward state [3, B, H]", 3 * bh)?);
-        let dx = Arc::new(gpu.storage_buffer("dx [T, B, I]", rows * n_in)?);
-        let zeros;
-        let (dy_buffer, dy_offset) = match grads.dy {
-            Some(dy) => (dy.buffer().as_ref(), dy.offset()),
-            None => {
-                zeros = gpu.storage_buffer("zero dy", rows * n_h)?;
-                (&zeros, 0)
-            }
-        };
-
-        let params = self.arena.params_buffer();
-        let grad_arena = self.arena.grads_buffer();
-        let view = |name| self.arena.view(name).map(|v| v.offset);
-        let (w_ih, w_hh, b_ih, b_hh) = (
-            view(WEIGHT_IH)?,
-            view(WEIGHT_HH)?,
-            view(BIAS_IH)?,
-            view(BIAS_HH)?,
-        );
-
-        let mut encoder = gpu.encoder("lstm backward");
-        for (src, slot) in [(grads.dh_n, 0), (grads.dc_n, 1)] {
-            if let Some(src) = src {
-                let dst = (slot * bh * 4) as u64;
-                encoder.copy_buffer_to_buffer(
-                    src.buffer(),
-                    src.byte_offset(),
-                    &state,
-                    dst,
-                    src.byte_len(),
-                );
-            }
-        }
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            kernels.lstm_step_back.encode(
-                gpu,
-                &mut pass,
-                &StepBackDims {
-                    batch: batch as u32,
-                    hidden: n_h as u32,
-                    w_offset: w_hh as u32,
-                    steps: steps as u32,
-                    dy_offset: dy_offset as u32,
-                    _pad: [0; 3],
-                },
-                &slots,
-                &StepBackBuffers {
-                    params,
-                    gates: &cache.gates,
-                    cs: &cache.cs,
-                    dy: dy_buffer,
-                    dgates: &dgates,
-                    state: &state,
-                },
-            )?;
-            // dG [T·B, 4H] as the left operand, transposed for the weight gradients.
-            let dg_t = Operand {
-                buffer: &dgates,
-                offset: 0,
-                stride: 4 * n_h,
-                transposed: true,
+            let dgates = gpu.storage_buffer("gate gradients [T, B, 4H]", rows * 4 * n_h)?;
+            let state = Arc::new(gpu.storage_buffer("backward state [3, B, H]", 3 * bh)?);
+            let dx = Arc::new(gpu.storage_buffer("dx [T, B, I]", rows * n_in)?);
+            let zeros;
+            let (dy_buffer, dy_offset) = match grads.dy {
+                Some(dy) => (dy.buffer().as_ref(), dy.offset()),
+                None => {
+                    zeros = gpu.storage_buffer("zero dy", rows * n_h)?;
+                    (&zeros, 0)
+                }
             };
-            // dW_ih = dGᵀ · x
-            kernels.gemm.encode(
-                gpu,
-                &mut pass,
-                &Gemm {
-                    m: 4 * n_h,
-                    n: n_in,
-                    k: rows,
-                    a: dg_t,
-                    b: Operand {
-                        buffer: cache.x.buffer(),
-                        offset: cache.x.offset(),
-                        stride: n_in,
-                        transposed: false,
-                    },
-                    c: grad_arena,
-                    c_offset: w_ih,
-                    accumulate,
-                    bias: None,
-                },
-            )?;
-            // dW_hh = dGᵀ · h_{t-1}, the hidden states hs[0..T].
-            kernels.gemm.encode(
-                gpu,
-                &mut pass,
-                &Gemm {
-                    m: 4 * n_h,
-                    n: n_h,
-                    k: rows,
-                    a: dg_t,
-                    b: Operand {
-                        buffer: &cache.hs,
-                        offset: 0,
-                        stride: n_h,
-                        transposed: false,
-                    },
-                    c: grad_arena,
-                    c_offset: w_hh,
-                    accumulate,
-                    bias: None,
-                },
-            )?;
-            // dx = dG · W_ih
-            kernels.gemm.encode(
-                gpu,
-                &mut pass,
-                &Gemm {
-                    m: rows,
-                    n: n_in,
-                    k: 4 * n_h,
-                    a: Operand {
-                        transposed: false,
-                        ..dg_t
-                    },
-                    b: Operand {
-                        buffer: params,
-                        offset: w_ih,
-                        stride: n_in,
-                        transposed: false,
-                    },
-                    c: &dx,
-                    c_offset: 0,
-                    accumulate: false,
-                    bias: None,
-                },
-            )?;
-            // db_ih = db_hh = Σ_rows dG
-            kernels.column_sum.encode(
-                gpu,
-                &mut pass,
-                &dgates,
-                rows,
-                4 * n_h,
-                grad_arena,
-                (b_ih, b_hh),
-                accumulate,
-            )?;
-        }
-        gpu.submit(encoder)?;
 
-        let state_shape = [1, batch, n_h];
-        Ok(BackwardOutput {
-            dx: Tensor::view(gpu, dx, 0, &[steps, batch, n_in]),
-            dh0: Tensor::view(gpu, state.clone(), 2 * bh, &state_shape),
-            dc0: Tensor::view(gpu, state, bh, &state_shape),
+            let params = self.arena.params_buffer();
+            let grad_arena = self.arena.grads_buffer();
+            let view = |name| self.arena.view(name).map(|v| v.offset);
+            let (w_ih, w_hh, b_ih, b_hh) = (
+                view(WEIGHT_IH)?,
+                view(WEIGHT_HH)?,
+                view(BIAS_IH)?,
+                view(BIAS_HH)?,
+            );
+
+            let mut encoder = gpu.encoder("lstm backward");
+            for (src, slot) in [(grads.dh_n, 0), (grads.dc_n, 1)] {
+                if let Some(src) = src {
+                    let dst = (slot * bh * 4) as u64;
+                    encoder.copy_buffer_to_buffer(
+                        src.buffer(),
+                        src.byte_offset(),
+                        &state,
+                        dst,
+                        src.byte_len(),
+                    );
+                }
+            }
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                kernels.lstm_step_back.encode(
+                    gpu,
+                    &mut pass,
+                    &StepBackDims {
+                        batch: batch as u32,
+                        hidden: n_h as u32,
+                        w_offset: w_hh as u32,
+                        steps: steps as u32,
+                        dy_offset: dy_offset as u32,
+                        _pad: [0; 3],
+                    },
+                    &slots,
+                    &StepBackBuffers {
+                        params,
+                        gates: &cache.gates,
+                        cs: &cache.cs,
+                        dy: dy_buffer,
+                        dgates: &dgates,
+                        state: &state,
+                    },
+                )?;
+                // dG [T·B, 4H] as the left operand, transposed for the weight gradients.
+                let dg_t = Operand {
+                    buffer: &dgates,
+                    offset: 0,
+                    stride: 4 * n_h,
+                    transposed: true,
+                };
+                // dW_ih = dGᵀ · x
+                kernels.gemm.encode(
+                    gpu,
+                    &mut pass,
+                    &Gemm {
+                        m: 4 * n_h,
+                        n: n_in,
+                        k: rows,
+                        a: dg_t,
+                        b: Operand {
+                            buffer: cache.x.buffer(),
+                            offset: cache.x.offset(),
+                            stride: n_in,
+                            transposed: false,
+                        },
+                        c: grad_arena,
+                        c_offset: w_ih,
+                        accumulate,
+                        bias: None,
+                    },
+                )?;
+                // dW_hh = dGᵀ · h_{t-1}, the hidden states hs[0..T].
+                kernels.gemm.encode(
+                    gpu,
+                    &mut pass,
+                    &Gemm {
+                        m: 4 * n_h,
+                        n: n_h,
+                        k: rows,
+                        a: dg_t,
+                        b: Operand {
+                            buffer: &cache.hs,
+                            offset: 0,
+                            stride: n_h,
+                            transposed: false,
+                        },
+                        c: grad_arena,
+                        c_offset: w_hh,
+                        accumulate,
+                        bias: None,
+                    },
+                )?;
+                // dx = dG · W_ih
+                kernels.gemm.encode(
+                    gpu,
+                    &mut pass,
+                    &Gemm {
+                        m: rows,
+                        n: n_in,
+                        k: 4 * n_h,
+                        a: Operand {
+                            transposed: false,
+                            ..dg_t
+                        },
+                        b: Operand {
+                            buffer: params,
+                            offset: w_ih,
+                            stride: n_in,
+                            transposed: false,
+                        },
+                        c: &dx,
+                        c_offset: 0,
+                        accumulate: false,
+                        bias: None,
+                    },
+                )?;
+                // db_ih = db_hh = Σ_rows dG
+                kernels.column_sum.encode(
+                    gpu,
+                    &mut pass,
+                    &dgates,
+                    rows,
+                    4 * n_h,
+                    grad_arena,
+                    (b_ih, b_hh),
+                    accumulate,
+                )?;
+            }
+            gpu.submit(encoder)?;
+
+            let state_shape = [1, batch, n_h];
+            Ok(BackwardOutput {
+                dx: Tensor::view(gpu, dx, 0, &[steps, batch, n_in]),
+                dh0: Tensor::view(gpu, state.clone(), 2 * bh, &state_shape),
+                dc0: Tensor::view(gpu, state, bh, &state_shape),
+            })
         })
     }
 }

@@ -4,4 +4,6 @@ mod arena;
 mod lstm;
 
 pub use arena::{ClipNorm, ParamArena, ParamView};
-pub use lstm::{BackwardOutput, ForwardCache, Lstm, LstmConfig, LstmOutput, OutputGrads};
+pub use lstm::{
+    BackwardOutput, DispatchCounts, ForwardCache, Lstm, LstmConfig, LstmOutput, OutputGrads,
+};

@@ -1,5 +1,8 @@
 //! Single-layer LSTM forward and backward in f64.
 
+// Index loops read like the equations (sums over k of W[row, k]·x[k]).
+#![allow(clippy::needless_range_loop)]
+
 use super::sigmoid;
 
 /// The parameters of one LSTM layer, in PyTorch's layout.

@@ -1,0 +1,121 @@
+//! The engine inside an application that owns its wgpu device: `Gpu::from_device` with WebGPU's
+//! default limits, sizes past a device limit, and wgpu validation errors returned as `Err`.
+
+mod common;
+
+use common::*;
+use std::sync::Arc;
+use wgpu_lstm::reference::lstm_forward;
+use wgpu_lstm::{Error, Gpu, GpuErrorKind, Lstm, LstmConfig, Tensor};
+
+/// A device the way an application would make one: its own instance, adapter and limits.
+fn app_device(limits: wgpu::Limits) -> (wgpu::Device, wgpu::Queue) {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = pollster::block_on(instance.request_adapter(&Default::default()))
+        .expect("these tests need a GPU adapter");
+    pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        required_limits: limits,
+        ..Default::default()
+    }))
+    .expect("device")
+}
+
+#[test]
+fn from_device_with_default_limits_matches_reference() {
+    let (device, queue) = app_device(wgpu::Limits::default());
+    let gpu = Gpu::from_device(device.clone(), queue);
+    let (steps, batch, input, hidden) = (5, 3, 7, 13);
+    let lstm = Lstm::new(&gpu, LstmConfig::new(input, hidden).with_seed(21)).unwrap();
+
+    // The application's own buffer, holding x, used in place.
+    let x = random(steps * batch * input, 1.0, 22);
+    let buffer = Arc::new(wgpu::util::DeviceExt::create_buffer_init(
+        &device,
+        &wgpu::util::BufferInitDescriptor {
+            label: Some("app x"),
+            contents: bytemuck::cast_slice(&x),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        },
+    ));
+    let xt = Tensor::from_buffer(&gpu, buffer, 0, &[steps, batch, input]).unwrap();
+    let out = lstm.forward(&xt, None, None).unwrap();
+    let want = lstm_forward(
+        &reference_params(&lstm),
+        &to_f64(&x),
+        steps,
+        batch,
+        None,
+        None,
+    );
+    assert_close("embedded y", &out.y.to_vec().unwrap(), &want.y, 1e-5);
+}
+
+#[test]
+fn sizes_past_a_device_limit_name_the_limit() {
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: 1 << 16,
+        ..Default::default()
+    };
+    let (device, queue) = app_device(limits);
+    let gpu = Gpu::from_device(device, queue);
+    let lstm = Lstm::new(&gpu, LstmConfig::new(4, 32)).unwrap();
+    // T·B·4H·4 bytes = 20·8·128·4 = 80 KiB of gate projections > 64 KiB.
+    let x = Tensor::from_slice(&gpu, &[20, 8, 4], &[0.0; 640]).unwrap();
+    match lstm.forward(&x, None, None) {
+        Err(Error::Limit {
+            limit,
+            needed,
+            available,
+            ..
+        }) => {
+            assert_eq!(limit, "max_storage_buffer_binding_size");
+            assert_eq!(available, 1 << 16);
+            assert!(needed > available);
+        }
+        other => panic!("expected a limit error, got {:?}", other.err()),
+    }
+    // A parameter arena past the limit fails when the model is made.
+    let err = Lstm::new(&gpu, LstmConfig::new(200, 200))
+        .err()
+        .expect("arena too large");
+    assert!(
+        err.to_string().contains("max_storage_buffer_binding_size"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wgpu_validation_errors_come_back_as_err() {
+    // The step kernels bind 6 storage buffers; a device allowing 4 cannot build them. wgpu
+    // reports that as a validation error, which must reach the caller instead of panicking.
+    let limits = wgpu::Limits {
+        max_storage_buffers_per_shader_stage: 4,
+        ..Default::default()
+    };
+    let (device, queue) = app_device(limits);
+    let gpu = Gpu::from_device(device, queue);
+    let lstm = Lstm::new(&gpu, LstmConfig::new(3, 5)).unwrap();
+    let x = Tensor::from_slice(&gpu, &[2, 1, 3], &[0.1; 6]).unwrap();
+    match lstm.forward(&x, None, None) {
+        Err(Error::Gpu {
+            kind: GpuErrorKind::Validation,
+            message,
+        }) => {
+            assert!(!message.is_empty())
+        }
+        other => panic!("expected a validation error, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn tensors_from_another_context_are_rejected() {
+    let (device, queue) = app_device(Default::default());
+    let other = Gpu::from_device(device, queue);
+    let x = Tensor::from_slice(&other, &[1, 1, 2], &[0.0, 1.0]).unwrap();
+    let lstm = Lstm::new(gpu(), LstmConfig::new(2, 2)).unwrap();
+    assert!(matches!(
+        lstm.forward(&x, None, None),
+        Err(Error::Invalid(_))
+    ));
+}
