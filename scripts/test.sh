@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --all-targets
-WGPU_BACKEND=gl cargo test --test forward --test backward --test clip --test embedding
+cargo test --doc
+WGPU_BACKEND=gl cargo test --test forward --test backward --test clip --test embedding --test stacked

@@ -1,31 +1,39 @@
-// One LSTM timestep backward, fused (haste's split: pointwise backward per step, weight
-// gradients as GEMMs after the loop). For a slice of hidden units and batch rows:
+// One LSTM timestep backward for one layer and direction, fused (haste's split: pointwise
+// backward per step, weight gradients as GEMMs after the loop). Steps run in the reverse of the
+// forward processing order. For a slice of hidden units and batch rows:
 //
-//     dh_t  = dy[t] + dG_{t+1} · W_hh          (dh_n instead of the product when t = T-1)
-//     dc_t  = dc_carry + dh_t ⊙ o ⊙ (1 - tanh²(c_t))
-//     dG_t  = (dc_t ⊙ g ⊙ i(1-i),  dc_t ⊙ c_{t-1} ⊙ f(1-f),  dc_t ⊙ i ⊙ (1-g²),  dh_t ⊙ tanh(c_t) ⊙ o(1-o))
-//     dc_carry ← dc_t ⊙ f                      (= dL/dc_{t-1})
+//     dh    = dy[t] + dG_next · W_hh + dh_carry  (dG_next: the step that read h_t as h_prev)
+//     dc    = dc_carry + dh ⊙ o ⊙ (1 - tanh²(c_t))
+//     dG_t  = (dc ⊙ g ⊙ i(1-i),  dc ⊙ c_prev ⊙ f(1-f),  dc ⊙ i ⊙ (1-g²),  dh ⊙ tanh(c_t) ⊙ o(1-o))
+//     dc_carry ← dc ⊙ f,  dh_carry ← 0
 //
-// After the loop one more dispatch in H0 mode writes dh_0 = dG_0 · W_hh.
-// The product dG_{t+1} · W_hh reads W_hh [4H, H] row-major along the hidden units, so loads are
-// coalesced in PyTorch's layout. Tiling mirrors lstm_step: UNITS units × BATCH_TILE rows per
-// workgroup, 4 batch rows per invocation, K_TILE slices of the 4H reduction in workgroup memory.
+// Padding steps (t ≥ lengths[b]) copied h and c forward, so their gradient passes through:
+// dh_carry += dG_next · W_hh, dc_carry unchanged, dG_t = 0. The carries start as dh_n, dc_n.
+// After the loop one more dispatch in H0 mode writes dh_0 = dG_first · W_hh + dh_carry.
+// The product dG · W_hh reads W_hh [4H, H] row-major along the hidden units, so loads are
+// coalesced in PyTorch's layout. Tiling mirrors lstm_step.
 //
-// state [3, B, H]: slot 0 = dh_n (input), slot 1 = dc carry (starts as dc_n), slot 2 = dh_0 (output).
+// state [3, B, H]: slot 0 = dh carry, slot 1 = dc carry (dc_0 at the end), slot 2 = dh_0.
 
 const UNITS: u32 = 16u;
 const BATCH_TILE: u32 = 16u;
 const K_TILE: u32 = 16u;
 const THREADS: u32 = 64u;
 
-const H0_MODE: u32 = 2u; // slot flag: after the loop, write dh_0 = dG_0 · W_hh and stop
+const REVERSE: u32 = 2u;
+const LENGTHS: u32 = 4u;
+const H0_MODE: u32 = 2u; // slot flag
 
 struct Dims {
     batch: u32,
     hidden: u32,
-    w_offset: u32,
     steps: u32,
-    dy_offset: u32,
+    flags: u32,
+    w_offset: u32,
+    dy_offset: u32,   // element offset of this direction's first dy column
+    row_stride: u32,  // D·H: row stride of dy and cs
+    col_offset: u32,  // d·H: this direction's columns in cs
+    c_state: u32,     // element offset of this layer and direction's c0 in init
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -35,10 +43,12 @@ struct Dims {
 @group(0) @binding(1) var<uniform> slot: vec4<u32>; // x = t, y = H0_MODE or 0 (dynamic offset)
 @group(0) @binding(2) var<storage, read> params: array<f32>;
 @group(0) @binding(3) var<storage, read> gates: array<f32>;
-@group(0) @binding(4) var<storage, read> cs: array<f32>;
+@group(0) @binding(4) var<storage, read> cs: array<f32>; // [T, B, D·H]
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dgates: array<f32>;
-@group(0) @binding(7) var<storage, read_write> state: array<f32>;
+@group(0) @binding(6) var<storage, read> lengths: array<u32>;
+@group(0) @binding(7) var<storage, read> init: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dgates: array<f32>;
+@group(0) @binding(9) var<storage, read_write> state: array<f32>;
 
 var<workgroup> dg_tile: array<f32, 256>; // [BATCH_TILE][K_TILE]
 var<workgroup> w_tile: array<f32, 256>;  // [K_TILE][UNITS]
@@ -47,7 +57,7 @@ var<workgroup> w_tile: array<f32, 256>;  // [K_TILE][UNITS]
 fn lstm_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = slot.x;
     let h0_mode = (slot.y & H0_MODE) != 0u;
-    let last = !h0_mode && t + 1u == dims.steps; // dh comes from dh_n, not from dG_{t+1}
+    let reverse = (dims.flags & REVERSE) != 0u;
     let batch = dims.batch;
     let hidden = dims.hidden;
     let four_h = 4u * hidden;
@@ -57,14 +67,23 @@ fn lstm_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
     let bg = li / UNITS;
     let bh = batch * hidden;
 
-    // Recurrent part of dh: dG_{t+1} · W_hh (or dG_0 · W_hh in H0 mode).
+    // The step whose dG multiplies W_hh: the one that read h_t (in H0 mode: the first step).
+    var has_next: bool;
+    var t_next: u32;
+    if (h0_mode) {
+        has_next = true;
+        t_next = select(0u, dims.steps - 1u, reverse);
+    } else if (reverse) {
+        has_next = t > 0u;
+        t_next = t - 1u;
+    } else {
+        has_next = t + 1u < dims.steps;
+        t_next = t + 1u;
+    }
+
     var acc = vec4<f32>(0.0);
-    if (!last) {
-        var src = t + 1u;
-        if (h0_mode) {
-            src = 0u;
-        }
-        let dg_base = src * batch * four_h;
+    if (has_next) {
+        let dg_base = t_next * batch * four_h;
         for (var k0 = 0u; k0 < four_h; k0 += K_TILE) {
             for (var q = 0u; q < 4u; q++) {
                 let e = li + q * THREADS;
@@ -112,22 +131,35 @@ fn lstm_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
         }
         let cell = b * hidden + j;
         if (h0_mode) {
-            state[2u * bh + cell] = acc[r];
+            state[2u * bh + cell] = acc[r] + state[cell];
             continue;
         }
-        var dh = dy[dims.dy_offset + t * bh + cell];
-        if (last) {
-            dh += state[cell];
-        } else {
-            dh += acc[r];
-        }
         let grow = (t * batch + b) * four_h + j;
+        let in_sequence = (dims.flags & LENGTHS) == 0u || t < lengths[b];
+        if (!in_sequence) {
+            state[cell] += acc[r];
+            dgates[grow] = 0.0;
+            dgates[grow + hidden] = 0.0;
+            dgates[grow + 2u * hidden] = 0.0;
+            dgates[grow + 3u * hidden] = 0.0;
+            continue;
+        }
+        let row = (t * batch + b) * dims.row_stride;
+        let dh = dy[dims.dy_offset + row + j] + acc[r] + state[cell];
+        state[cell] = 0.0;
         let ig = gates[grow];
         let fg = gates[grow + hidden];
         let gg = gates[grow + 2u * hidden];
         let og = gates[grow + 3u * hidden];
-        let c = cs[(t + 1u) * bh + cell];
-        let c_prev = cs[t * bh + cell];
+        let c = cs[row + dims.col_offset + j];
+        var c_prev: f32;
+        let first = select(t == 0u, t + 1u == dims.steps, reverse);
+        if (first) {
+            c_prev = init[dims.c_state + cell];
+        } else {
+            let t_prev = select(t - 1u, t + 1u, reverse);
+            c_prev = cs[(t_prev * batch + b) * dims.row_stride + dims.col_offset + j];
+        }
         let tc = tanh_precise(c);
         let dc = state[bh + cell] + dh * og * (1.0 - tc * tc);
         dgates[grow] = dc * gg * ig * (1.0 - ig);

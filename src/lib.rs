@@ -30,8 +30,8 @@ pub mod reference;
 pub use error::{Error, GpuErrorKind, Result};
 pub use gpu::{Gpu, Tensor};
 pub use model::{
-    BackwardOutput, ClipNorm, DispatchCounts, ForwardCache, Lstm, LstmConfig, LstmOutput,
-    OutputGrads, ParamArena,
+    BackwardOutput, ClipNorm, DispatchCounts, ForwardCache, ForwardOptions, Lstm, LstmConfig,
+    LstmOutput, OutputGrads, ParamArena, ParamNames,
 };
 
 /// The README's examples, compiled and run as doctests so that the README stays true.

@@ -201,7 +201,7 @@ fn check(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
     );
     let d = DispatchCounts::for_steps(t);
     println!(
-        "dispatches: forward {} (1 GEMM + {t} steps), backward {} ({t} steps + dh0 + 3 GEMMs + bias sum), clip {}; one submit each",
+        "dispatches: forward {} (1 GEMM + {t} steps), backward {} ({t} steps + dh0 + 4 GEMMs + bias sum), clip {}; one submit each",
         d.forward, d.backward, d.clip
     );
     println!(

@@ -386,6 +386,26 @@ impl Gpu {
         })
     }
 
+    /// A read-only storage buffer of u32 values (sequence lengths).
+    pub(crate) fn storage_buffer_u32(&self, what: &str, data: &[u32]) -> Result<wgpu::Buffer> {
+        self.check_buffer_size(what, (data.len().max(1) * 4) as u64, true)?;
+        let padded: Vec<u32> = if data.is_empty() {
+            vec![0]
+        } else {
+            data.to_vec()
+        };
+        self.scoped(|| {
+            Ok(wgpu::util::DeviceExt::create_buffer_init(
+                &self.inner.device,
+                &wgpu::util::BufferInitDescriptor {
+                    label: Some(what),
+                    contents: bytemuck::cast_slice(&padded),
+                    usage: wgpu::BufferUsages::STORAGE,
+                },
+            ))
+        })
+    }
+
     /// A uniform buffer holding a plain-old-data value.
     pub(crate) fn uniform<T: bytemuck::Pod>(&self, what: &str, value: &T) -> Result<wgpu::Buffer> {
         self.scoped(|| {

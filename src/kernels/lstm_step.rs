@@ -11,6 +11,10 @@ const BATCH_TILE: usize = 16;
 
 /// Bit in [`StepDims::flags`]: keep the activated gates for the backward pass.
 pub(crate) const STORE_GATES: u32 = 1;
+/// Bit in the flags of both step kernels: the reverse-time direction.
+pub(crate) const REVERSE: u32 = 2;
+/// Bit in the flags of both step kernels: per-sequence lengths are bound.
+pub(crate) const LENGTHS: u32 = 4;
 
 /// The per-sequence constants of the step kernel.
 #[repr(C)]
@@ -18,21 +22,32 @@ pub(crate) const STORE_GATES: u32 = 1;
 pub(crate) struct StepDims {
     pub batch: u32,
     pub hidden: u32,
+    pub steps: u32,
+    pub flags: u32,
     /// Element offset of `weight_hh` in the parameter arena.
     pub w_offset: u32,
-    /// Number of cell-state slots: T+1 when training, 2 for inference.
+    /// Number of cell-state slots: T when training, 2 for inference.
     pub cs_slots: u32,
-    pub flags: u32,
-    pub _pad: [u32; 3],
+    /// D·H: row stride of `hs` and `cs`.
+    pub row_stride: u32,
+    /// d·H: this direction's first column.
+    pub col_offset: u32,
+    /// Element offsets of this layer and direction's h and c in the init / last buffers.
+    pub h_state: u32,
+    pub c_state: u32,
+    pub _pad: [u32; 2],
 }
 
 /// The buffers one sequence's steps read and write.
 pub(crate) struct StepBuffers<'a> {
     pub params: &'a wgpu::Buffer,
     pub xproj: &'a wgpu::Buffer,
+    pub lengths: &'a wgpu::Buffer,
+    pub init: &'a wgpu::Buffer,
     pub hs: &'a wgpu::Buffer,
     pub cs: &'a wgpu::Buffer,
     pub gates: &'a wgpu::Buffer,
+    pub last: &'a wgpu::Buffer,
 }
 
 pub(crate) struct LstmStepKernel {
@@ -50,6 +65,9 @@ impl LstmStepKernel {
                 Slot::DynamicUniform(16),
                 Slot::Read,
                 Slot::Read,
+                Slot::Read,
+                Slot::Read,
+                Slot::ReadWrite,
                 Slot::ReadWrite,
                 Slot::ReadWrite,
                 Slot::ReadWrite,
@@ -59,14 +77,13 @@ impl LstmStepKernel {
         LstmStepKernel { layout, pipeline }
     }
 
-    /// Records `steps` timesteps (t = 0 .. steps-1) into `pass`: one dispatch each, one bind
-    /// group for all of them.
+    /// Records the whole sequence into `pass` (t = 0 .. T-1, or T-1 .. 0 in reverse): one
+    /// dispatch per timestep, one bind group for all of them.
     pub fn encode(
         &self,
         gpu: &Gpu,
         pass: &mut wgpu::ComputePass<'_>,
         dims: &StepDims,
-        steps: usize,
         slots: &StepSlots,
         buffers: &StepBuffers<'_>,
     ) -> Result<()> {
@@ -85,15 +102,24 @@ impl LstmStepKernel {
                 &slots.buffer,
                 buffers.params,
                 buffers.xproj,
+                buffers.lengths,
+                buffers.init,
                 buffers.hs,
                 buffers.cs,
                 buffers.gates,
+                buffers.last,
             ],
             1,
             16,
         );
         pass.set_pipeline(&self.pipeline);
-        for t in 0..steps {
+        let steps = dims.steps as usize;
+        for s in 0..steps {
+            let t = if dims.flags & REVERSE != 0 {
+                steps - 1 - s
+            } else {
+                s
+            };
             pass.set_bind_group(0, &group, &[slots.offset(t)]);
             pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
         }

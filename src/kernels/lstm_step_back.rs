@@ -1,6 +1,7 @@
 //! `lstm_step_back.wgsl`: one fused backward timestep per dispatch, in reverse time, plus one
 //! dispatch for `dh_0`.
 
+use super::lstm_step::REVERSE;
 use super::{bind_group_dynamic, bind_group_layout, groups, pipeline, Slot};
 use crate::error::Result;
 use crate::gpu::{Gpu, StepSlots};
@@ -13,10 +14,17 @@ const BATCH_TILE: usize = 16;
 pub(crate) struct StepBackDims {
     pub batch: u32,
     pub hidden: u32,
-    pub w_offset: u32,
     pub steps: u32,
-    /// Element offset of `dy` in its buffer.
+    pub flags: u32,
+    pub w_offset: u32,
+    /// Element offset of this direction's first `dy` column.
     pub dy_offset: u32,
+    /// D·H: row stride of `dy` and `cs`.
+    pub row_stride: u32,
+    /// d·H: this direction's columns in `cs`.
+    pub col_offset: u32,
+    /// Element offset of this layer and direction's c0 in the init buffer.
+    pub c_state: u32,
     pub _pad: [u32; 3],
 }
 
@@ -26,8 +34,10 @@ pub(crate) struct StepBackBuffers<'a> {
     pub gates: &'a wgpu::Buffer,
     pub cs: &'a wgpu::Buffer,
     pub dy: &'a wgpu::Buffer,
+    pub lengths: &'a wgpu::Buffer,
+    pub init: &'a wgpu::Buffer,
     pub dgates: &'a wgpu::Buffer,
-    /// `[3, B, H]`: dh_n in, dc carry (dc_n in, dc_0 out), dh_0 out.
+    /// `[3, B, H]`: dh carry (dh_n in), dc carry (dc_n in, dc_0 out), dh_0 out.
     pub state: &'a wgpu::Buffer,
 }
 
@@ -48,6 +58,8 @@ impl LstmStepBackKernel {
                 Slot::Read,
                 Slot::Read,
                 Slot::Read,
+                Slot::Read,
+                Slot::Read,
                 Slot::ReadWrite,
                 Slot::ReadWrite,
             ],
@@ -56,7 +68,8 @@ impl LstmStepBackKernel {
         LstmStepBackKernel { layout, pipeline }
     }
 
-    /// Records the reverse loop t = T-1 .. 0 and the `dh_0` dispatch: T + 1 dispatches.
+    /// Records the steps in the reverse of the forward processing order and the `dh_0`
+    /// dispatch: T + 1 dispatches.
     pub fn encode(
         &self,
         gpu: &Gpu,
@@ -82,6 +95,8 @@ impl LstmStepBackKernel {
                 buffers.gates,
                 buffers.cs,
                 buffers.dy,
+                buffers.lengths,
+                buffers.init,
                 buffers.dgates,
                 buffers.state,
             ],
@@ -89,7 +104,13 @@ impl LstmStepBackKernel {
             16,
         );
         pass.set_pipeline(&self.pipeline);
-        for t in (0..dims.steps as usize).rev() {
+        let steps = dims.steps as usize;
+        for s in 0..steps {
+            let t = if dims.flags & REVERSE != 0 {
+                s
+            } else {
+                steps - 1 - s
+            };
             pass.set_bind_group(0, &group, &[slots.offset(t)]);
             pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
         }

@@ -6,6 +6,7 @@ pub(crate) mod gemm;
 pub(crate) mod lstm_step;
 pub(crate) mod lstm_step_back;
 pub(crate) mod reduce;
+pub(crate) mod sequence;
 
 /// Activation helpers prepended to the recurrent kernels.
 macro_rules! with_activations {
@@ -32,6 +33,7 @@ pub const SHADER_SOURCES: &[(&str, &str)] = &[
         "column_sum.wgsl",
         include_str!("../../shaders/column_sum.wgsl"),
     ),
+    ("sequence.wgsl", include_str!("../../shaders/sequence.wgsl")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -49,6 +51,7 @@ pub(crate) struct Kernels {
     pub lstm_step_back: lstm_step_back::LstmStepBackKernel,
     pub reduce: reduce::ReduceKernel,
     pub column_sum: column_sum::ColumnSumKernel,
+    pub sequence: sequence::SequenceKernel,
 }
 
 impl Kernels {
@@ -59,6 +62,7 @@ impl Kernels {
             lstm_step_back: lstm_step_back::LstmStepBackKernel::new(device),
             reduce: reduce::ReduceKernel::new(device),
             column_sum: column_sum::ColumnSumKernel::new(device),
+            sequence: sequence::SequenceKernel::new(device),
         }
     }
 }

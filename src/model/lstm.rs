@@ -1,104 +1,123 @@
-//! A single-layer LSTM with PyTorch's parameters, equations and layouts.
+//! The LSTM: `torch.nn.LSTM` on the GPU — stacked, bidirectional, variable-length, stateful.
 
 use super::arena::ParamArena;
+use super::config::{LstmConfig, ParamNames};
 use crate::error::{fmt_shape, Error, Result};
 use crate::gpu::{check_shape, Gpu, Tensor};
 use crate::kernels::gemm::{Gemm, Operand};
-use crate::kernels::lstm_step::{StepBuffers, StepDims, STORE_GATES};
+use crate::kernels::lstm_step::{StepBuffers, StepDims, LENGTHS, REVERSE, STORE_GATES};
 use crate::kernels::lstm_step_back::{StepBackBuffers, StepBackDims};
+use crate::kernels::sequence::SequenceCopy;
+use crate::kernels::Kernels;
 use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// The shape of an LSTM, as `torch.nn.LSTM(input_size, hidden_size)` takes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LstmConfig {
-    /// Features per input timestep, I.
-    pub input_size: usize,
-    /// Hidden units, H.
-    pub hidden_size: usize,
-    /// Seed of the initial weights.
-    pub seed: u64,
-}
-
-impl LstmConfig {
-    /// An LSTM from `input_size` features to `hidden_size` units, seed 0.
-    pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        LstmConfig {
-            input_size,
-            hidden_size,
-            seed: 0,
-        }
-    }
-
-    /// The same configuration with another seed.
-    pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
+/// Options of one forward pass.
+#[derive(Default, Clone, Copy)]
+pub struct ForwardOptions<'a> {
+    /// Initial hidden state `[L·D, B, H]`; zeros when `None`.
+    pub h0: Option<&'a Tensor>,
+    /// Initial cell state `[L·D, B, H]`; zeros when `None`.
+    pub c0: Option<&'a Tensor>,
+    /// Length of each sequence (`[B]`, each in 1..=T), like a `PackedSequence`: outputs past a
+    /// sequence's end are zero and `h_n`, `c_n` hold each sequence's state at its own end.
+    pub lengths: Option<&'a [usize]>,
+    /// Keep what the backward pass needs (and apply dropout between layers).
+    pub train: bool,
 }
 
 /// Gradients of a loss with respect to the forward pass's outputs; `None` means zeros.
 #[derive(Default, Clone, Copy)]
 pub struct OutputGrads<'a> {
-    /// `dL/dy`, `[T, B, H]`.
+    /// `dL/dy`, shaped like `y`.
     pub dy: Option<&'a Tensor>,
-    /// `dL/dh_n`, `[1, B, H]`.
+    /// `dL/dh_n`, `[L·D, B, H]`.
     pub dh_n: Option<&'a Tensor>,
-    /// `dL/dc_n`, `[1, B, H]`.
+    /// `dL/dc_n`, `[L·D, B, H]`.
     pub dc_n: Option<&'a Tensor>,
 }
 
 /// What the forward pass returns. Nothing is read back until asked (`Tensor::to_vec`).
 pub struct LstmOutput {
-    /// Outputs `[T, B, H]` (the hidden state at every step).
+    /// Outputs `[T, B, D·H]` (`[B, T, D·H]` batch-first): the last layer's hidden states.
     pub y: Tensor,
-    /// Final hidden state `[1, B, H]`.
+    /// Final hidden states `[L·D, B, H]`.
     pub h_n: Tensor,
-    /// Final cell state `[1, B, H]`.
+    /// Final cell states `[L·D, B, H]`.
     pub c_n: Tensor,
-    /// What the backward pass needs (`Some` only from [`Lstm::forward_train`]).
+    /// What the backward pass needs (`Some` only when training).
     pub cache: Option<ForwardCache>,
 }
 
-/// The activations a training forward pass keeps on the GPU for [`Lstm::backward`]: the
-/// activated gates `[T, B, 4H]` and the cell states `[T+1, B, H]` beyond the outputs.
+/// The activations a training forward pass keeps on the GPU for [`Lstm::backward`].
 pub struct ForwardCache {
-    x: Tensor,
-    hs: Arc<wgpu::Buffer>,
-    cs: Arc<wgpu::Buffer>,
-    gates: Arc<wgpu::Buffer>,
     steps: usize,
     batch: usize,
+    layers: Vec<LayerCache>,
+    /// `[2, L·D, B, H]`: h0 then c0.
+    init: Arc<wgpu::Buffer>,
+    lengths: Option<Arc<wgpu::Buffer>>,
+}
+
+struct LayerCache {
+    /// The layer's time-major input `[T, B, in]` (after dropout).
+    input: Arc<wgpu::Buffer>,
+    input_offset: usize,
+    /// `[T, B, D·H]`: hidden and cell states of every step.
+    hs: Arc<wgpu::Buffer>,
+    cs: Arc<wgpu::Buffer>,
+    /// Per direction, activated gates `[T, B, 4H]`.
+    gates: Vec<Arc<wgpu::Buffer>>,
+    /// Seed of the dropout applied to this layer's input.
+    dropout_seed: Option<u32>,
 }
 
 impl ForwardCache {
-    /// Bytes held for the backward pass beyond the outputs (gates and cell states).
+    /// Bytes held for the backward pass beyond the outputs: gates and cell states of every
+    /// layer and direction (`T·B·5H` floats each), plus the hidden states of the layers below the
+    /// last and the dropped-out inputs.
     pub fn activation_bytes(&self) -> u64 {
-        self.gates.size() + self.cs.size()
+        let last = self.layers.len() - 1;
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(l, c)| {
+                let gates: u64 = c.gates.iter().map(|g| g.size()).sum();
+                let hs = if l == last { 0 } else { c.hs.size() };
+                let dropped = if c.dropout_seed.is_some() {
+                    c.input.size()
+                } else {
+                    0
+                };
+                gates + c.cs.size() + hs + dropped
+            })
+            .sum()
     }
 }
 
 /// Gradients with respect to the forward pass's inputs. Parameter gradients go to the gradient
 /// arena ([`Lstm::params`]).
 pub struct BackwardOutput {
-    /// `dL/dx`, `[T, B, I]`.
+    /// `dL/dx`, shaped like `x`.
     pub dx: Tensor,
-    /// `dL/dh0`, `[1, B, H]`.
+    /// `dL/dh0`, `[L·D, B, H]`.
     pub dh0: Tensor,
-    /// `dL/dc0`, `[1, B, H]`.
+    /// `dL/dc0`, `[L·D, B, H]`.
     pub dc0: Tensor,
 }
 
-/// How many compute dispatches each operation records for a sequence of T steps (all in one
-/// submit per operation).
+/// How many compute dispatches each operation records per layer and direction for T steps
+/// (each operation is one submit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchCounts {
     /// Forward: the input-projection GEMM plus one fused step per timestep: T + 1.
     pub forward: usize,
-    /// Backward: one fused step per timestep, one for dh0, three GEMMs (dW_ih, dW_hh, dx) and
-    /// one column sum (biases): T + 5.
+    /// Backward: one fused step per timestep, one for dh0, four GEMMs (dW_ih, dW_hh as the
+    /// steps after the first plus the first step's initial state, dx) and one column sum for the
+    /// biases: T + 6.
     pub backward: usize,
-    /// Gradient clipping: sum of squares, norm and coefficient, scale: 3.
+    /// Gradient clipping, for the whole model: sum of squares, norm and coefficient, scale: 3.
     pub clip: usize,
 }
 
@@ -107,49 +126,39 @@ impl DispatchCounts {
     pub fn for_steps(steps: usize) -> DispatchCounts {
         DispatchCounts {
             forward: steps + 1,
-            backward: steps + 5,
+            backward: steps + 6,
             clip: 3,
         }
     }
 }
 
-/// A single-layer LSTM on the GPU, equivalent to `torch.nn.LSTM(input_size, hidden_size)`
-/// (sequence-major input `[T, B, I]`, gates i, f, g, o).
+/// An LSTM on the GPU, equivalent to `torch.nn.LSTM` with the same [`LstmConfig`].
 ///
-/// Parameters live in one arena with PyTorch's names and layouts: `weight_ih_l0 [4H, I]`,
-/// `weight_hh_l0 [4H, H]`, `bias_ih_l0 [4H]`, `bias_hh_l0 [4H]`.
+/// Parameters live in one arena with PyTorch's names, shapes and `state_dict` order
+/// (`weight_ih_l0 [4H, I]`, `weight_hh_l0 [4H, H]`, `bias_ih_l0 [4H]`, `bias_hh_l0 [4H]`,
+/// `…_reverse`, `…_l1`, …), gates in the order i, f, g, o.
 pub struct Lstm {
     gpu: Gpu,
     config: LstmConfig,
     arena: ParamArena,
+    /// Training forward passes so far: each draws a new dropout mask.
+    dropout_calls: AtomicU64,
 }
 
-/// PyTorch's parameter names for layer 0.
-pub(crate) const WEIGHT_IH: &str = "weight_ih_l0";
-pub(crate) const WEIGHT_HH: &str = "weight_hh_l0";
-pub(crate) const BIAS_IH: &str = "bias_ih_l0";
-pub(crate) const BIAS_HH: &str = "bias_hh_l0";
+/// Element offsets of one layer and direction's parameters in the arena.
+struct Offsets {
+    w_ih: usize,
+    w_hh: usize,
+    bias: Option<(usize, usize)>,
+}
 
 impl Lstm {
     /// Creates the LSTM with PyTorch's initialisation: every parameter drawn from
     /// U(-1/√H, 1/√H), seeded by `config.seed`.
     pub fn new(gpu: &Gpu, config: LstmConfig) -> Result<Lstm> {
-        let (n_in, n_h) = (config.input_size, config.hidden_size);
-        if n_in == 0 || n_h == 0 {
-            return Err(Error::Invalid(format!(
-                "input_size and hidden_size must be at least 1, got {n_in} and {n_h}"
-            )));
-        }
-        let arena = ParamArena::new(
-            gpu,
-            &[
-                (WEIGHT_IH.into(), vec![4 * n_h, n_in]),
-                (WEIGHT_HH.into(), vec![4 * n_h, n_h]),
-                (BIAS_IH.into(), vec![4 * n_h]),
-                (BIAS_HH.into(), vec![4 * n_h]),
-            ],
-        )?;
-        let bound = 1.0 / (n_h as f32).sqrt();
+        config.validate()?;
+        let arena = ParamArena::new(gpu, &config.parameter_shapes())?;
+        let bound = 1.0 / (config.hidden_size as f32).sqrt();
         let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
         let init: Vec<f32> = (0..arena.len())
             .map(|_| rng.random_range(-bound..=bound))
@@ -163,6 +172,7 @@ impl Lstm {
             gpu: gpu.clone(),
             config,
             arena,
+            dropout_calls: AtomicU64::new(0),
         })
     }
 
@@ -181,41 +191,671 @@ impl Lstm {
         &self.gpu
     }
 
-    /// Inference: runs `x [T, B, I]` from `h0`, `c0` (`[1, B, H]`, zeros when `None`). Keeps no
-    /// activations for a backward pass.
+    /// Inference from `h0`, `c0` (`[L·D, B, H]`, zeros when `None`); keeps no activations.
     pub fn forward(
         &self,
         x: &Tensor,
         h0: Option<&Tensor>,
         c0: Option<&Tensor>,
     ) -> Result<LstmOutput> {
-        self.run_forward(x, h0, c0, false)
+        self.run(
+            x,
+            &ForwardOptions {
+                h0,
+                c0,
+                ..Default::default()
+            },
+        )
     }
 
-    /// Training forward: like [`Lstm::forward`], and keeps the gates and cell states for
-    /// [`Lstm::backward`] in [`LstmOutput::cache`].
+    /// Training forward: like [`Lstm::forward`], and keeps what [`Lstm::backward`] needs in
+    /// [`LstmOutput::cache`].
     pub fn forward_train(
         &self,
         x: &Tensor,
         h0: Option<&Tensor>,
         c0: Option<&Tensor>,
     ) -> Result<LstmOutput> {
-        self.run_forward(x, h0, c0, true)
+        self.run(
+            x,
+            &ForwardOptions {
+                h0,
+                c0,
+                train: true,
+                ..Default::default()
+            },
+        )
     }
 
-    /// Checks `x` and returns (T, B).
-    fn sequence_dims(&self, x: &Tensor) -> Result<(usize, usize)> {
-        let n_in = self.config.input_size;
-        self.same_device(x, "x")?;
+    /// The forward pass over `x` (`[T, B, I]`, or `[B, T, I]` batch-first) with all options.
+    ///
+    /// Per layer and direction it records one GEMM for the input projection of all T·B rows and
+    /// one fused dispatch per timestep; everything goes into one encoder and one submit.
+    /// For streaming, pass a call's `h_n`, `c_n` as the next call's `h0`, `c0`: the state stays
+    /// on the GPU.
+    pub fn run(&self, x: &Tensor, opts: &ForwardOptions<'_>) -> Result<LstmOutput> {
+        let (steps, batch) = self.sequence_dims(x, "x", self.config.input_size)?;
+        self.check_state(opts.h0, "h0", batch)?;
+        self.check_state(opts.c0, "c0", batch)?;
+        check_lengths(opts.lengths, steps, batch)?;
+        let cfg = self.config;
+        let (n_h, dirs, layers) = (cfg.hidden_size, cfg.directions(), cfg.num_layers);
+        let state_len = layers * dirs * batch * n_h;
+        let rows = steps * batch;
+        let gpu = &self.gpu;
+        let train = opts.train;
+        let call = if train {
+            self.dropout_calls.fetch_add(1, Ordering::Relaxed)
+        } else {
+            0
+        };
+        gpu.scoped(|| {
+            let kernels = gpu.kernels()?;
+            let slots = gpu.step_slots(steps)?;
+            let init =
+                Arc::new(gpu.storage_buffer("initial states [2, L·D, B, H]", 2 * state_len)?);
+            let last = Arc::new(gpu.storage_buffer("final states [2, L·D, B, H]", 2 * state_len)?);
+            let lengths = match opts.lengths {
+                Some(l) => {
+                    let l: Vec<u32> = l.iter().map(|&v| v as u32).collect();
+                    Some(Arc::new(gpu.storage_buffer_u32("lengths", &l)?))
+                }
+                None => None,
+            };
+            let no_lengths = gpu.storage_buffer_u32("no lengths", &[])?;
+            let lengths_buffer = lengths.as_deref().unwrap_or(&no_lengths);
+            let xproj = gpu.storage_buffer("input projection [T, B, 4H]", rows * 4 * n_h)?;
+
+            let mut encoder = gpu.encoder("lstm forward");
+            for (i, state) in [opts.h0, opts.c0].into_iter().enumerate() {
+                if let Some(s) = state {
+                    let dst = (i * state_len * 4) as u64;
+                    encoder.copy_buffer_to_buffer(
+                        s.buffer(),
+                        s.byte_offset(),
+                        &init,
+                        dst,
+                        s.byte_len(),
+                    );
+                }
+            }
+            let mut caches = Vec::with_capacity(layers);
+            let y;
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                // The time-major input of layer 0.
+                let (mut input, mut input_offset) = if cfg.batch_first {
+                    let t = self.sequence_copy(
+                        &kernels,
+                        &mut pass,
+                        x.buffer(),
+                        x.offset(),
+                        [steps, batch, cfg.input_size],
+                        (true, false),
+                        None,
+                        None,
+                    )?;
+                    (t, 0)
+                } else {
+                    (x.buffer().clone(), x.offset())
+                };
+                for l in 0..layers {
+                    let in_size = cfg.layer_input_size(l);
+                    let mut dropout_seed = None;
+                    if l > 0 && train && cfg.dropout > 0.0 {
+                        let seed = dropout_seed_for(cfg.seed, call, l);
+                        input = self.sequence_copy(
+                            &kernels,
+                            &mut pass,
+                            &input,
+                            input_offset,
+                            [steps, batch, in_size],
+                            (false, false),
+                            None,
+                            Some((cfg.dropout, seed)),
+                        )?;
+                        input_offset = 0;
+                        dropout_seed = Some(seed);
+                    }
+                    let cs_slots = if train { steps } else { 2 };
+                    let hs = Arc::new(
+                        gpu.storage_buffer("hidden states [T, B, D·H]", rows * dirs * n_h)?,
+                    );
+                    let cs = Arc::new(gpu.storage_buffer(
+                        "cell states [slots, B, D·H]",
+                        cs_slots * batch * dirs * n_h,
+                    )?);
+                    let mut gates = Vec::with_capacity(dirs);
+                    for d in 0..dirs {
+                        let o = self.offsets(l, d)?;
+                        let g = Arc::new(if train {
+                            gpu.storage_buffer("gates [T, B, 4H]", rows * 4 * n_h)?
+                        } else {
+                            gpu.storage_buffer("unused gates", 1)?
+                        });
+                        let params = self.arena.params_buffer();
+                        kernels.gemm.encode(
+                            gpu,
+                            &mut pass,
+                            &Gemm {
+                                m: rows,
+                                n: 4 * n_h,
+                                k: in_size,
+                                a: Operand {
+                                    buffer: &input,
+                                    offset: input_offset,
+                                    stride: in_size,
+                                    transposed: false,
+                                },
+                                b: Operand {
+                                    buffer: params,
+                                    offset: o.w_ih,
+                                    stride: in_size,
+                                    transposed: true,
+                                },
+                                c: &xproj,
+                                c_offset: 0,
+                                accumulate: false,
+                                bias: o
+                                    .bias
+                                    .map(|(b_ih, b_hh)| (params.as_ref(), b_ih, Some(b_hh))),
+                            },
+                        )?;
+                        let state = (l * dirs + d) * batch * n_h;
+                        let mut flags = if train { STORE_GATES } else { 0 };
+                        if d == 1 {
+                            flags |= REVERSE;
+                        }
+                        if lengths.is_some() {
+                            flags |= LENGTHS;
+                        }
+                        let dims = StepDims {
+                            batch: batch as u32,
+                            hidden: n_h as u32,
+                            steps: steps as u32,
+                            flags,
+                            w_offset: o.w_hh as u32,
+                            cs_slots: cs_slots as u32,
+                            row_stride: (dirs * n_h) as u32,
+                            col_offset: (d * n_h) as u32,
+                            h_state: state as u32,
+                            c_state: (state_len + state) as u32,
+                            _pad: [0; 2],
+                        };
+                        kernels.lstm_step.encode(
+                            gpu,
+                            &mut pass,
+                            &dims,
+                            &slots,
+                            &StepBuffers {
+                                params,
+                                xproj: &xproj,
+                                lengths: lengths_buffer,
+                                init: &init,
+                                hs: &hs,
+                                cs: &cs,
+                                gates: &g,
+                                last: &last,
+                            },
+                        )?;
+                        gates.push(g);
+                    }
+                    caches.push(LayerCache {
+                        input: input.clone(),
+                        input_offset,
+                        hs: hs.clone(),
+                        cs,
+                        gates,
+                        dropout_seed,
+                    });
+                    input = hs;
+                    input_offset = 0;
+                }
+                // `input` now holds the last layer's hidden states: the output, unless padding
+                // must read as zeros or the caller wants batch-first.
+                let y_shape = if cfg.batch_first {
+                    [batch, steps, dirs * n_h]
+                } else {
+                    [steps, batch, dirs * n_h]
+                };
+                y = if lengths.is_some() || cfg.batch_first {
+                    let out = self.sequence_copy(
+                        &kernels,
+                        &mut pass,
+                        &input,
+                        0,
+                        [steps, batch, dirs * n_h],
+                        (false, cfg.batch_first),
+                        lengths.as_deref(),
+                        None,
+                    )?;
+                    Tensor::view(gpu, out, 0, &y_shape)
+                } else {
+                    Tensor::view(gpu, input, 0, &y_shape)
+                };
+            }
+            gpu.submit(encoder)?;
+            let state_shape = [layers * dirs, batch, n_h];
+            Ok(LstmOutput {
+                y,
+                h_n: Tensor::view(gpu, last.clone(), 0, &state_shape),
+                c_n: Tensor::view(gpu, last, state_len, &state_shape),
+                cache: train.then(|| ForwardCache {
+                    steps,
+                    batch,
+                    layers: caches,
+                    init,
+                    lengths,
+                }),
+            })
+        })
+    }
+
+    /// Backpropagation through time from the gradients of the outputs. Writes the parameter
+    /// gradients to the gradient arena (added to what it holds when `accumulate`, else
+    /// overwriting it) and returns the input gradients.
+    ///
+    /// Per layer and direction (top layer first): T + 1 fused step dispatches in the reverse of
+    /// the forward order, then `dW_ih`, `dW_hh` and `dx` as GEMMs over all T·B rows and the bias
+    /// gradients as one column sum. One submit. Uses the parameters as they are now: change them
+    /// only after `backward`.
+    pub fn backward(
+        &self,
+        cache: &ForwardCache,
+        grads: &OutputGrads<'_>,
+        accumulate: bool,
+    ) -> Result<BackwardOutput> {
+        let cfg = self.config;
+        let (steps, batch) = (cache.steps, cache.batch);
+        let (n_h, dirs, layers) = (cfg.hidden_size, cfg.directions(), cfg.num_layers);
+        let y_shape: [usize; 3] = if cfg.batch_first {
+            [batch, steps, dirs * n_h]
+        } else {
+            [steps, batch, dirs * n_h]
+        };
+        if let Some(dy) = grads.dy {
+            self.same_device(dy, "dy")?;
+            check_shape("dy", dy.shape(), &y_shape)?;
+        }
+        self.check_state(grads.dh_n, "dh_n", batch)?;
+        self.check_state(grads.dc_n, "dc_n", batch)?;
+        if cache.layers.len() != layers {
+            return Err(Error::Invalid(
+                "the forward cache comes from another model".into(),
+            ));
+        }
+        let state_len = layers * dirs * batch * n_h;
+        let bh = batch * n_h;
+        let rows = steps * batch;
+        let gpu = &self.gpu;
+        gpu.scoped(|| {
+            let kernels = gpu.kernels()?;
+            let slots = gpu.step_slots(steps)?;
+            let no_lengths = gpu.storage_buffer_u32("no lengths", &[])?;
+            let lengths_buffer = cache.lengths.as_deref().unwrap_or(&no_lengths);
+            let dgates: Vec<wgpu::Buffer> = (0..dirs)
+                .map(|_| gpu.storage_buffer("gate gradients [T, B, 4H]", rows * 4 * n_h))
+                .collect::<Result<_>>()?;
+            let states: Vec<wgpu::Buffer> = (0..layers * dirs)
+                .map(|_| gpu.storage_buffer("backward state [3, B, H]", 3 * bh))
+                .collect::<Result<_>>()?;
+            let dh0 = Arc::new(gpu.storage_buffer("dh0 [L·D, B, H]", state_len)?);
+            let dc0 = Arc::new(gpu.storage_buffer("dc0 [L·D, B, H]", state_len)?);
+
+            let mut encoder = gpu.encoder("lstm backward");
+            // The carries start as dh_n and dc_n.
+            for (slot, src) in [grads.dh_n, grads.dc_n].into_iter().enumerate() {
+                if let Some(src) = src {
+                    for (i, state) in states.iter().enumerate() {
+                        let from = src.byte_offset() + (i * bh * 4) as u64;
+                        encoder.copy_buffer_to_buffer(
+                            src.buffer(),
+                            from,
+                            state,
+                            (slot * bh * 4) as u64,
+                            (bh * 4) as u64,
+                        );
+                    }
+                }
+            }
+            let dx;
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                // The time-major gradient of the top layer's output.
+                let (mut dy, mut dy_offset): (Arc<wgpu::Buffer>, usize) = match grads.dy {
+                    Some(g) if cfg.batch_first => {
+                        let t = self.sequence_copy(
+                            &kernels,
+                            &mut pass,
+                            g.buffer(),
+                            g.offset(),
+                            [steps, batch, dirs * n_h],
+                            (true, false),
+                            None,
+                            None,
+                        )?;
+                        (t, 0)
+                    }
+                    Some(g) => (g.buffer().clone(), g.offset()),
+                    None => (
+                        Arc::new(gpu.storage_buffer("zero dy", rows * dirs * n_h)?),
+                        0,
+                    ),
+                };
+                let mut dx_layer = None;
+                for l in (0..layers).rev() {
+                    let lc = &cache.layers[l];
+                    let in_size = cfg.layer_input_size(l);
+                    let dx_l =
+                        Arc::new(gpu.storage_buffer("input gradient [T, B, in]", rows * in_size)?);
+                    for (d, dg) in dgates.iter().enumerate() {
+                        let o = self.offsets(l, d)?;
+                        let state_index = l * dirs + d;
+                        let reverse = d == 1;
+                        let mut flags = if reverse { REVERSE } else { 0 };
+                        if cache.lengths.is_some() {
+                            flags |= LENGTHS;
+                        }
+                        let params = self.arena.params_buffer();
+                        kernels.lstm_step_back.encode(
+                            gpu,
+                            &mut pass,
+                            &StepBackDims {
+                                batch: batch as u32,
+                                hidden: n_h as u32,
+                                steps: steps as u32,
+                                flags,
+                                w_offset: o.w_hh as u32,
+                                dy_offset: (dy_offset + d * n_h) as u32,
+                                row_stride: (dirs * n_h) as u32,
+                                col_offset: (d * n_h) as u32,
+                                c_state: (state_len + state_index * bh) as u32,
+                                _pad: [0; 3],
+                            },
+                            &slots,
+                            &StepBackBuffers {
+                                params,
+                                gates: &lc.gates[d],
+                                cs: &lc.cs,
+                                dy: &dy,
+                                lengths: lengths_buffer,
+                                init: &cache.init,
+                                dgates: dg,
+                                state: &states[state_index],
+                            },
+                        )?;
+                        self.encode_weight_grads(
+                            &kernels, &mut pass, cache, l, d, &o, dg, accumulate,
+                        )?;
+                        // The layer's input gradient: Σ over directions of dG · W_ih.
+                        kernels.gemm.encode(
+                            gpu,
+                            &mut pass,
+                            &Gemm {
+                                m: rows,
+                                n: in_size,
+                                k: 4 * n_h,
+                                a: Operand {
+                                    buffer: dg,
+                                    offset: 0,
+                                    stride: 4 * n_h,
+                                    transposed: false,
+                                },
+                                b: Operand {
+                                    buffer: params,
+                                    offset: o.w_ih,
+                                    stride: in_size,
+                                    transposed: false,
+                                },
+                                c: &dx_l,
+                                c_offset: 0,
+                                accumulate: d > 0,
+                                bias: None,
+                            },
+                        )?;
+                    }
+                    if l > 0 {
+                        // The gradient of the layer below's output: through dropout if applied.
+                        dy = match lc.dropout_seed {
+                            Some(seed) => self.sequence_copy(
+                                &kernels,
+                                &mut pass,
+                                &dx_l,
+                                0,
+                                [steps, batch, in_size],
+                                (false, false),
+                                None,
+                                Some((cfg.dropout, seed)),
+                            )?,
+                            None => dx_l,
+                        };
+                        dy_offset = 0;
+                    } else {
+                        dx_layer = Some(dx_l);
+                    }
+                }
+                let dx_l = dx_layer.expect("layer 0 ran");
+                let x_shape = if cfg.batch_first {
+                    [batch, steps, cfg.input_size]
+                } else {
+                    [steps, batch, cfg.input_size]
+                };
+                dx = if cfg.batch_first {
+                    let t = self.sequence_copy(
+                        &kernels,
+                        &mut pass,
+                        &dx_l,
+                        0,
+                        [steps, batch, cfg.input_size],
+                        (false, true),
+                        None,
+                        None,
+                    )?;
+                    Tensor::view(gpu, t, 0, &x_shape)
+                } else {
+                    Tensor::view(gpu, dx_l, 0, &x_shape)
+                };
+            }
+            for (i, state) in states.iter().enumerate() {
+                let at = (i * bh * 4) as u64;
+                encoder.copy_buffer_to_buffer(
+                    state,
+                    (2 * bh * 4) as u64,
+                    &dh0,
+                    at,
+                    (bh * 4) as u64,
+                );
+                encoder.copy_buffer_to_buffer(state, (bh * 4) as u64, &dc0, at, (bh * 4) as u64);
+            }
+            gpu.submit(encoder)?;
+            let state_shape = [layers * dirs, batch, n_h];
+            Ok(BackwardOutput {
+                dx,
+                dh0: Tensor::view(gpu, dh0, 0, &state_shape),
+                dc0: Tensor::view(gpu, dc0, 0, &state_shape),
+            })
+        })
+    }
+
+    /// Records `dW_ih`, `dW_hh` and the bias gradients of layer `l`, direction `d` from its gate
+    /// gradients `dg [T·B, 4H]`.
+    #[allow(clippy::too_many_arguments)]
+    fn encode_weight_grads(
+        &self,
+        kernels: &Kernels,
+        pass: &mut wgpu::ComputePass<'_>,
+        cache: &ForwardCache,
+        l: usize,
+        d: usize,
+        o: &Offsets,
+        dg: &wgpu::Buffer,
+        accumulate: bool,
+    ) -> Result<()> {
+        let cfg = &self.config;
+        let (steps, batch) = (cache.steps, cache.batch);
+        let (n_h, dirs) = (cfg.hidden_size, cfg.directions());
+        let (rows, in_size, four_h) = (steps * batch, cfg.layer_input_size(l), 4 * cfg.hidden_size);
+        let lc = &cache.layers[l];
+        let grads = self.arena.grads_buffer();
+        let gpu = &self.gpu;
+        let dg_t = |row: usize| Operand {
+            buffer: dg,
+            offset: row * four_h,
+            stride: four_h,
+            transposed: true,
+        };
+        // dW_ih = dGᵀ · input
+        kernels.gemm.encode(
+            gpu,
+            pass,
+            &Gemm {
+                m: four_h,
+                n: in_size,
+                k: rows,
+                a: dg_t(0),
+                b: Operand {
+                    buffer: &lc.input,
+                    offset: lc.input_offset,
+                    stride: in_size,
+                    transposed: false,
+                },
+                c: grads,
+                c_offset: o.w_ih,
+                accumulate,
+                bias: None,
+            },
+        )?;
+        // dW_hh = Σ_t dG_tᵀ · h_prev(t): the steps that read a previous step's h (one GEMM over
+        // (T-1)·B rows of hs), plus the step that read the initial state (B rows).
+        let (first_row, prev_row) = if d == 1 { (0, batch) } else { (batch, 0) };
+        kernels.gemm.encode(
+            gpu,
+            pass,
+            &Gemm {
+                m: four_h,
+                n: n_h,
+                k: rows - batch,
+                a: dg_t(first_row),
+                b: Operand {
+                    buffer: &lc.hs,
+                    offset: prev_row * dirs * n_h + d * n_h,
+                    stride: dirs * n_h,
+                    transposed: false,
+                },
+                c: grads,
+                c_offset: o.w_hh,
+                accumulate,
+                bias: None,
+            },
+        )?;
+        let init_step = if d == 1 { steps - 1 } else { 0 };
+        let h_state = (l * dirs + d) * batch * n_h;
+        kernels.gemm.encode(
+            gpu,
+            pass,
+            &Gemm {
+                m: four_h,
+                n: n_h,
+                k: batch,
+                a: dg_t(init_step * batch),
+                b: Operand {
+                    buffer: &cache.init,
+                    offset: h_state,
+                    stride: n_h,
+                    transposed: false,
+                },
+                c: grads,
+                c_offset: o.w_hh,
+                accumulate: true,
+                bias: None,
+            },
+        )?;
+        if let Some((b_ih, b_hh)) = o.bias {
+            kernels.column_sum.encode(
+                gpu,
+                pass,
+                dg,
+                rows,
+                four_h,
+                grads,
+                (b_ih, b_hh),
+                accumulate,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Records a sequence copy into a new buffer and returns it.
+    #[allow(clippy::too_many_arguments)]
+    fn sequence_copy(
+        &self,
+        kernels: &Kernels,
+        pass: &mut wgpu::ComputePass<'_>,
+        src: &wgpu::Buffer,
+        src_offset: usize,
+        [steps, batch, features]: [usize; 3],
+        (src_batch_first, dst_batch_first): (bool, bool),
+        lengths: Option<&wgpu::Buffer>,
+        dropout: Option<(f32, u32)>,
+    ) -> Result<Arc<wgpu::Buffer>> {
+        let dst = Arc::new(
+            self.gpu
+                .storage_buffer("sequence", steps * batch * features)?,
+        );
+        kernels.sequence.encode(
+            &self.gpu,
+            pass,
+            &SequenceCopy {
+                steps,
+                batch,
+                features,
+                src,
+                src_offset,
+                src_batch_first,
+                dst: &dst,
+                dst_batch_first,
+                lengths,
+                dropout,
+            },
+        )?;
+        Ok(dst)
+    }
+
+    fn offsets(&self, layer: usize, direction: usize) -> Result<Offsets> {
+        let n = ParamNames::new(layer, direction);
+        let at = |name: &str| self.arena.view(name).map(|v| v.offset);
+        Ok(Offsets {
+            w_ih: at(&n.weight_ih)?,
+            w_hh: at(&n.weight_hh)?,
+            bias: if self.config.bias {
+                Some((at(&n.bias_ih)?, at(&n.bias_hh)?))
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Checks a sequence tensor `[T, B, F]` (`[B, T, F]` batch-first) and returns (T, B).
+    fn sequence_dims(&self, x: &Tensor, name: &str, features: usize) -> Result<(usize, usize)> {
+        self.same_device(x, name)?;
         let shape = x.shape();
-        if shape.len() != 3 || shape[2] != n_in || shape.contains(&0) {
+        let layout = if self.config.batch_first {
+            "[B, T, "
+        } else {
+            "[T, B, "
+        };
+        if shape.len() != 3 || shape[2] != features || shape.contains(&0) {
             return Err(Error::Shape {
-                tensor: "x".into(),
-                expected: format!("[T, B, {n_in}] with T, B ≥ 1"),
+                tensor: name.into(),
+                expected: format!("{layout}{features}] with T, B ≥ 1"),
                 given: fmt_shape(shape),
             });
         }
-        Ok((shape[0], shape[1]))
+        Ok(if self.config.batch_first {
+            (shape[1], shape[0])
+        } else {
+            (shape[0], shape[1])
+        })
     }
 
     fn same_device(&self, t: &Tensor, name: &str) -> Result<()> {
@@ -227,307 +867,48 @@ impl Lstm {
         Ok(())
     }
 
-    /// Checks an optional `[1, B, H]` state tensor.
+    /// Checks an optional `[L·D, B, H]` state tensor.
     fn check_state(&self, t: Option<&Tensor>, name: &str, batch: usize) -> Result<()> {
         if let Some(t) = t {
             self.same_device(t, name)?;
-            check_shape(name, t.shape(), &[1, batch, self.config.hidden_size])?;
+            let c = &self.config;
+            check_shape(
+                name,
+                t.shape(),
+                &[c.num_layers * c.directions(), batch, c.hidden_size],
+            )?;
         }
         Ok(())
     }
+}
 
-    fn run_forward(
-        &self,
-        x: &Tensor,
-        h0: Option<&Tensor>,
-        c0: Option<&Tensor>,
-        train: bool,
-    ) -> Result<LstmOutput> {
-        let (steps, batch) = self.sequence_dims(x)?;
-        self.check_state(h0, "h0", batch)?;
-        self.check_state(c0, "c0", batch)?;
-        let n_h = self.config.hidden_size;
-        let bh = batch * n_h;
-        let gpu = &self.gpu;
-        gpu.scoped(|| {
-            let kernels = gpu.kernels()?;
-            let slots = gpu.step_slots(steps)?;
-
-            let xproj =
-                gpu.storage_buffer("input projection [T, B, 4H]", steps * batch * 4 * n_h)?;
-            let hs = Arc::new(gpu.storage_buffer("hidden states [T+1, B, H]", (steps + 1) * bh)?);
-            let cs_slots = if train { steps + 1 } else { 2 };
-            let cs = Arc::new(gpu.storage_buffer("cell states", cs_slots * bh)?);
-            let gates = Arc::new(if train {
-                gpu.storage_buffer("gates [T, B, 4H]", steps * batch * 4 * n_h)?
-            } else {
-                gpu.storage_buffer("unused gates", 1)?
-            });
-
-            let params = self.arena.params_buffer();
-            let w_ih = self.arena.view(WEIGHT_IH)?.offset;
-            let w_hh = self.arena.view(WEIGHT_HH)?.offset;
-            let b_ih = self.arena.view(BIAS_IH)?.offset;
-            let b_hh = self.arena.view(BIAS_HH)?.offset;
-
-            let mut encoder = gpu.encoder("lstm forward");
-            // New buffers are zeroed by wgpu, so absent initial states need no clear.
-            if let Some(h0) = h0 {
-                encoder.copy_buffer_to_buffer(h0.buffer(), h0.byte_offset(), &hs, 0, h0.byte_len());
-            }
-            if let Some(c0) = c0 {
-                encoder.copy_buffer_to_buffer(c0.buffer(), c0.byte_offset(), &cs, 0, c0.byte_len());
-            }
-            {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
-                // Hoisted input projection: one GEMM over all T·B rows, both biases folded in.
-                kernels.gemm.encode(
-                    gpu,
-                    &mut pass,
-                    &Gemm {
-                        m: steps * batch,
-                        n: 4 * n_h,
-                        k: self.config.input_size,
-                        a: Operand {
-                            buffer: x.buffer(),
-                            offset: x.offset(),
-                            stride: self.config.input_size,
-                            transposed: false,
-                        },
-                        b: Operand {
-                            buffer: params,
-                            offset: w_ih,
-                            stride: self.config.input_size,
-                            transposed: true,
-                        },
-                        c: &xproj,
-                        c_offset: 0,
-                        accumulate: false,
-                        bias: Some((params, b_ih, Some(b_hh))),
-                    },
-                )?;
-                let dims = StepDims {
-                    batch: batch as u32,
-                    hidden: n_h as u32,
-                    w_offset: w_hh as u32,
-                    cs_slots: cs_slots as u32,
-                    flags: if train { STORE_GATES } else { 0 },
-                    _pad: [0; 3],
-                };
-                kernels.lstm_step.encode(
-                    gpu,
-                    &mut pass,
-                    &dims,
-                    steps,
-                    &slots,
-                    &StepBuffers {
-                        params,
-                        xproj: &xproj,
-                        hs: &hs,
-                        cs: &cs,
-                        gates: &gates,
-                    },
-                )?;
-            }
-            gpu.submit(encoder)?;
-
-            let state_shape = [1, batch, n_h];
-            Ok(LstmOutput {
-                y: Tensor::view(gpu, hs.clone(), bh, &[steps, batch, n_h]),
-                h_n: Tensor::view(gpu, hs.clone(), steps * bh, &state_shape),
-                c_n: Tensor::view(gpu, cs.clone(), (steps % cs_slots) * bh, &state_shape),
-                cache: train.then(|| ForwardCache {
-                    x: x.clone(),
-                    hs,
-                    cs,
-                    gates,
-                    steps,
-                    batch,
-                }),
-            })
-        })
+fn check_lengths(lengths: Option<&[usize]>, steps: usize, batch: usize) -> Result<()> {
+    let Some(lengths) = lengths else {
+        return Ok(());
+    };
+    if lengths.len() != batch {
+        return Err(Error::Shape {
+            tensor: "lengths".into(),
+            expected: format!("[{batch}]"),
+            given: format!("[{}]", lengths.len()),
+        });
     }
-
-    /// Backpropagation through time from the gradients of the outputs. Writes the parameter
-    /// gradients to the gradient arena (added to what it holds when `accumulate`, else
-    /// overwriting it) and returns the input gradients.
-    ///
-    /// Records T + 1 fused step dispatches in reverse time, then `dW_ih`, `dW_hh`, `dx` as one
-    /// GEMM each over all T·B rows and the bias gradients as one column sum; submits once.
-    /// Uses the parameters as they are now: change them only after `backward`.
-    pub fn backward(
-        &self,
-        cache: &ForwardCache,
-        grads: &OutputGrads<'_>,
-        accumulate: bool,
-    ) -> Result<BackwardOutput> {
-        let (steps, batch) = (cache.steps, cache.batch);
-        let (n_in, n_h) = (self.config.input_size, self.config.hidden_size);
-        self.sequence_dims(&cache.x)?;
-        if let Some(dy) = grads.dy {
-            self.same_device(dy, "dy")?;
-            check_shape("dy", dy.shape(), &[steps, batch, n_h])?;
-        }
-        self.check_state(grads.dh_n, "dh_n", batch)?;
-        self.check_state(grads.dc_n, "dc_n", batch)?;
-        let bh = batch * n_h;
-        let rows = steps * batch;
-        let gpu = &self.gpu;
-        gpu.scoped(|| {
-            let kernels = gpu.kernels()?;
-            let slots = gpu.step_slots(steps)?;
-
-            let dgates = gpu.storage_buffer("gate gradients [T, B, 4H]", rows * 4 * n_h)?;
-            let state = Arc::new(gpu.storage_buffer("backward state [3, B, H]", 3 * bh)?);
-            let dx = Arc::new(gpu.storage_buffer("dx [T, B, I]", rows * n_in)?);
-            let zeros;
-            let (dy_buffer, dy_offset) = match grads.dy {
-                Some(dy) => (dy.buffer().as_ref(), dy.offset()),
-                None => {
-                    zeros = gpu.storage_buffer("zero dy", rows * n_h)?;
-                    (&zeros, 0)
-                }
-            };
-
-            let params = self.arena.params_buffer();
-            let grad_arena = self.arena.grads_buffer();
-            let view = |name| self.arena.view(name).map(|v| v.offset);
-            let (w_ih, w_hh, b_ih, b_hh) = (
-                view(WEIGHT_IH)?,
-                view(WEIGHT_HH)?,
-                view(BIAS_IH)?,
-                view(BIAS_HH)?,
-            );
-
-            let mut encoder = gpu.encoder("lstm backward");
-            for (src, slot) in [(grads.dh_n, 0), (grads.dc_n, 1)] {
-                if let Some(src) = src {
-                    let dst = (slot * bh * 4) as u64;
-                    encoder.copy_buffer_to_buffer(
-                        src.buffer(),
-                        src.byte_offset(),
-                        &state,
-                        dst,
-                        src.byte_len(),
-                    );
-                }
-            }
-            {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
-                kernels.lstm_step_back.encode(
-                    gpu,
-                    &mut pass,
-                    &StepBackDims {
-                        batch: batch as u32,
-                        hidden: n_h as u32,
-                        w_offset: w_hh as u32,
-                        steps: steps as u32,
-                        dy_offset: dy_offset as u32,
-                        _pad: [0; 3],
-                    },
-                    &slots,
-                    &StepBackBuffers {
-                        params,
-                        gates: &cache.gates,
-                        cs: &cache.cs,
-                        dy: dy_buffer,
-                        dgates: &dgates,
-                        state: &state,
-                    },
-                )?;
-                // dG [T·B, 4H] as the left operand, transposed for the weight gradients.
-                let dg_t = Operand {
-                    buffer: &dgates,
-                    offset: 0,
-                    stride: 4 * n_h,
-                    transposed: true,
-                };
-                // dW_ih = dGᵀ · x
-                kernels.gemm.encode(
-                    gpu,
-                    &mut pass,
-                    &Gemm {
-                        m: 4 * n_h,
-                        n: n_in,
-                        k: rows,
-                        a: dg_t,
-                        b: Operand {
-                            buffer: cache.x.buffer(),
-                            offset: cache.x.offset(),
-                            stride: n_in,
-                            transposed: false,
-                        },
-                        c: grad_arena,
-                        c_offset: w_ih,
-                        accumulate,
-                        bias: None,
-                    },
-                )?;
-                // dW_hh = dGᵀ · h_{t-1}, the hidden states hs[0..T].
-                kernels.gemm.encode(
-                    gpu,
-                    &mut pass,
-                    &Gemm {
-                        m: 4 * n_h,
-                        n: n_h,
-                        k: rows,
-                        a: dg_t,
-                        b: Operand {
-                            buffer: &cache.hs,
-                            offset: 0,
-                            stride: n_h,
-                            transposed: false,
-                        },
-                        c: grad_arena,
-                        c_offset: w_hh,
-                        accumulate,
-                        bias: None,
-                    },
-                )?;
-                // dx = dG · W_ih
-                kernels.gemm.encode(
-                    gpu,
-                    &mut pass,
-                    &Gemm {
-                        m: rows,
-                        n: n_in,
-                        k: 4 * n_h,
-                        a: Operand {
-                            transposed: false,
-                            ..dg_t
-                        },
-                        b: Operand {
-                            buffer: params,
-                            offset: w_ih,
-                            stride: n_in,
-                            transposed: false,
-                        },
-                        c: &dx,
-                        c_offset: 0,
-                        accumulate: false,
-                        bias: None,
-                    },
-                )?;
-                // db_ih = db_hh = Σ_rows dG
-                kernels.column_sum.encode(
-                    gpu,
-                    &mut pass,
-                    &dgates,
-                    rows,
-                    4 * n_h,
-                    grad_arena,
-                    (b_ih, b_hh),
-                    accumulate,
-                )?;
-            }
-            gpu.submit(encoder)?;
-
-            let state_shape = [1, batch, n_h];
-            Ok(BackwardOutput {
-                dx: Tensor::view(gpu, dx, 0, &[steps, batch, n_in]),
-                dh0: Tensor::view(gpu, state.clone(), 2 * bh, &state_shape),
-                dc0: Tensor::view(gpu, state, bh, &state_shape),
-            })
-        })
+    if let Some((b, &len)) = lengths
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l == 0 || l > steps)
+    {
+        return Err(Error::Invalid(format!(
+            "lengths[{b}] = {len}: every length must be in 1..={steps} (T)"
+        )));
     }
+    Ok(())
+}
+
+/// The dropout seed of layer `layer`'s input in training call `call`.
+fn dropout_seed_for(seed: u64, call: u64, layer: usize) -> u32 {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(
+        seed ^ call.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ layer as u64,
+    );
+    rng.random()
 }

@@ -1,9 +1,11 @@
 //! What users build: configurations, the parameter arena and the LSTM.
 
 mod arena;
+mod config;
 mod lstm;
 
 pub use arena::{ClipNorm, ParamArena, ParamView};
+pub use config::{LstmConfig, ParamNames};
 pub use lstm::{
-    BackwardOutput, DispatchCounts, ForwardCache, Lstm, LstmConfig, LstmOutput, OutputGrads,
+    BackwardOutput, DispatchCounts, ForwardCache, ForwardOptions, Lstm, LstmOutput, OutputGrads,
 };

@@ -5,9 +5,11 @@
 
 mod clip;
 mod lstm;
+mod stack;
 
 pub use clip::{clip_grad_norm, ClipOutcome};
 pub use lstm::{lstm_backward, lstm_forward, LstmForward, LstmGrads, LstmParams};
+pub use stack::{stack_backward, stack_forward, StackGrads, StackOutput, StackShape};
 
 pub(crate) fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())

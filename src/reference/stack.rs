@@ -1,0 +1,246 @@
+//! Stacked, bidirectional, variable-length LSTMs in f64, composed from the single-layer
+//! reference one sequence at a time: a sequence of length L is run over its first L steps only,
+//! the reverse direction over those steps reversed. This is the obvious (slow) reading of
+//! PyTorch's `nn.LSTM` with a `PackedSequence`; dropout is not modelled (p = 0).
+
+use super::lstm::{lstm_backward, lstm_forward, LstmParams};
+use std::collections::HashMap;
+
+/// Shape of a stacked LSTM (PyTorch's options without dropout and layout).
+#[derive(Debug, Clone, Copy)]
+pub struct StackShape {
+    /// Input features I.
+    pub input_size: usize,
+    /// Hidden units H.
+    pub hidden_size: usize,
+    /// Layers L.
+    pub num_layers: usize,
+    /// Two directions when true.
+    pub bidirectional: bool,
+}
+
+impl StackShape {
+    fn dirs(&self) -> usize {
+        if self.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// Outputs of [`stack_forward`]: `y [T, B, D·H]` (zero past each length), `h_n`, `c_n`
+/// `[L·D, B, H]`.
+#[derive(Debug, Clone)]
+pub struct StackOutput {
+    /// `[T, B, D·H]`.
+    pub y: Vec<f64>,
+    /// `[L·D, B, H]`.
+    pub h_n: Vec<f64>,
+    /// `[L·D, B, H]`.
+    pub c_n: Vec<f64>,
+}
+
+/// Gradients of [`stack_backward`]: inputs, initial states, and every parameter by name.
+#[derive(Debug, Clone)]
+pub struct StackGrads {
+    /// `[T, B, I]`.
+    pub x: Vec<f64>,
+    /// `[L·D, B, H]`.
+    pub h0: Vec<f64>,
+    /// `[L·D, B, H]`.
+    pub c0: Vec<f64>,
+    /// PyTorch name → gradient.
+    pub params: HashMap<String, Vec<f64>>,
+}
+
+fn layer_params(
+    shape: &StackShape,
+    params: &HashMap<String, Vec<f64>>,
+    l: usize,
+    d: usize,
+) -> LstmParams {
+    let suffix = if d == 1 { "_reverse" } else { "" };
+    let get = |n: &str| params.get(&format!("{n}_l{l}{suffix}")).cloned();
+    let h4 = 4 * shape.hidden_size;
+    LstmParams {
+        input_size: if l == 0 {
+            shape.input_size
+        } else {
+            shape.dirs() * shape.hidden_size
+        },
+        hidden_size: shape.hidden_size,
+        weight_ih: get("weight_ih").expect("weight_ih"),
+        weight_hh: get("weight_hh").expect("weight_hh"),
+        bias_ih: get("bias_ih").unwrap_or(vec![0.0; h4]),
+        bias_hh: get("bias_hh").unwrap_or(vec![0.0; h4]),
+    }
+}
+
+/// Rows `0..len` of sequence `b` of a `[T, B, F]` array, in time order or reversed.
+fn rows(a: &[f64], batch: usize, features: usize, b: usize, len: usize, reverse: bool) -> Vec<f64> {
+    let mut out = Vec::with_capacity(len * features);
+    for s in 0..len {
+        let t = if reverse { len - 1 - s } else { s };
+        out.extend_from_slice(&a[(t * batch + b) * features..][..features]);
+    }
+    out
+}
+
+/// Runs the stacked LSTM; `lengths` defaults to T for every sequence; absent states are zeros.
+#[allow(clippy::too_many_arguments)]
+pub fn stack_forward(
+    shape: &StackShape,
+    params: &HashMap<String, Vec<f64>>,
+    x: &[f64],
+    steps: usize,
+    batch: usize,
+    lengths: Option<&[usize]>,
+    h0: Option<&[f64]>,
+    c0: Option<&[f64]>,
+) -> StackOutput {
+    stack_run(shape, params, x, steps, batch, lengths, h0, c0, None).0
+}
+
+/// Backpropagates `dy [T, B, D·H]`, `dh_n`, `dc_n` `[L·D, B, H]` through [`stack_forward`].
+#[allow(clippy::too_many_arguments)]
+pub fn stack_backward(
+    shape: &StackShape,
+    params: &HashMap<String, Vec<f64>>,
+    x: &[f64],
+    steps: usize,
+    batch: usize,
+    lengths: Option<&[usize]>,
+    h0: Option<&[f64]>,
+    c0: Option<&[f64]>,
+    dy: &[f64],
+    dh_n: Option<&[f64]>,
+    dc_n: Option<&[f64]>,
+) -> StackGrads {
+    stack_run(
+        shape,
+        params,
+        x,
+        steps,
+        batch,
+        lengths,
+        h0,
+        c0,
+        Some((dy, dh_n, dc_n)),
+    )
+    .1
+    .expect("grads")
+}
+
+type OutputGrads<'a> = (&'a [f64], Option<&'a [f64]>, Option<&'a [f64]>);
+
+#[allow(clippy::too_many_arguments)]
+fn stack_run(
+    shape: &StackShape,
+    params: &HashMap<String, Vec<f64>>,
+    x: &[f64],
+    steps: usize,
+    batch: usize,
+    lengths: Option<&[usize]>,
+    h0: Option<&[f64]>,
+    c0: Option<&[f64]>,
+    grads: Option<OutputGrads<'_>>,
+) -> (StackOutput, Option<StackGrads>) {
+    let (n_h, dirs, layers) = (shape.hidden_size, shape.dirs(), shape.num_layers);
+    let dh = dirs * n_h;
+    let state = |s: Option<&[f64]>, ld: usize, b: usize| -> Vec<f64> {
+        s.map_or(vec![0.0; n_h], |s| {
+            s[(ld * batch + b) * n_h..][..n_h].to_vec()
+        })
+    };
+    let mut out = StackOutput {
+        y: vec![0.0; steps * batch * dh],
+        h_n: vec![0.0; layers * dirs * batch * n_h],
+        c_n: vec![0.0; layers * dirs * batch * n_h],
+    };
+    let mut g = StackGrads {
+        x: vec![0.0; steps * batch * shape.input_size],
+        h0: vec![0.0; layers * dirs * batch * n_h],
+        c0: vec![0.0; layers * dirs * batch * n_h],
+        params: HashMap::new(),
+    };
+    for b in 0..batch {
+        let len = lengths.map_or(steps, |l| l[b]);
+        // Forward through the layers, keeping each layer's input and per-direction results.
+        let mut input = rows(x, batch, shape.input_size, b, len, false); // [len, in]
+        let mut saved = Vec::new();
+        for l in 0..layers {
+            let p: Vec<LstmParams> = (0..dirs)
+                .map(|d| layer_params(shape, params, l, d))
+                .collect();
+            let in_size = p[0].input_size;
+            let mut output = vec![0.0; len * dh];
+            let mut fwds = Vec::new();
+            for d in 0..dirs {
+                let ld = l * dirs + d;
+                let seq = rows(&input, 1, in_size, 0, len, d == 1);
+                let (hs, cs) = (state(h0, ld, b), state(c0, ld, b));
+                let f = lstm_forward(&p[d], &seq, len, 1, Some(&hs), Some(&cs));
+                for s in 0..len {
+                    let t = if d == 1 { len - 1 - s } else { s };
+                    output[t * dh + d * n_h..][..n_h].copy_from_slice(&f.y[s * n_h..][..n_h]);
+                }
+                out.h_n[(ld * batch + b) * n_h..][..n_h].copy_from_slice(&f.h_n);
+                out.c_n[(ld * batch + b) * n_h..][..n_h].copy_from_slice(&f.c_n);
+                fwds.push((seq, f));
+            }
+            saved.push((p, fwds));
+            input = output;
+        }
+        for t in 0..len {
+            out.y[(t * batch + b) * dh..][..dh].copy_from_slice(&input[t * dh..][..dh]);
+        }
+        let Some((dy, dh_n, dc_n)) = grads else {
+            continue;
+        };
+        // Backward, top layer first: the gradient of a layer's output is its upper layer's dx.
+        let mut d_out = rows(dy, batch, dh, b, len, false); // [len, D·H]
+        for l in (0..layers).rev() {
+            let (p, fwds) = &saved[l];
+            let in_size = p[0].input_size;
+            let mut d_in = vec![0.0; len * in_size];
+            for d in 0..dirs {
+                let ld = l * dirs + d;
+                let (seq, f) = &fwds[d];
+                let mut dseq = vec![0.0; len * n_h];
+                for s in 0..len {
+                    let t = if d == 1 { len - 1 - s } else { s };
+                    dseq[s * n_h..][..n_h].copy_from_slice(&d_out[t * dh + d * n_h..][..n_h]);
+                }
+                let (dhn, dcn) = (state(dh_n, ld, b), state(dc_n, ld, b));
+                let gr = lstm_backward(&p[d], seq, f, &dseq, Some(&dhn), Some(&dcn));
+                for s in 0..len {
+                    let t = if d == 1 { len - 1 - s } else { s };
+                    for k in 0..in_size {
+                        d_in[t * in_size + k] += gr.x[s * in_size + k];
+                    }
+                }
+                g.h0[(ld * batch + b) * n_h..][..n_h].copy_from_slice(&gr.h0);
+                g.c0[(ld * batch + b) * n_h..][..n_h].copy_from_slice(&gr.c0);
+                let suffix = if d == 1 { "_reverse" } else { "" };
+                let mut add = |name: &str, v: &[f64]| {
+                    let e = g
+                        .params
+                        .entry(format!("{name}_l{l}{suffix}"))
+                        .or_insert_with(|| vec![0.0; v.len()]);
+                    e.iter_mut().zip(v).for_each(|(a, b)| *a += b);
+                };
+                add("weight_ih", &gr.weight_ih);
+                add("weight_hh", &gr.weight_hh);
+                add("bias_ih", &gr.bias_ih);
+                add("bias_hh", &gr.bias_hh);
+            }
+            d_out = d_in;
+        }
+        for t in 0..len {
+            g.x[(t * batch + b) * shape.input_size..][..shape.input_size]
+                .copy_from_slice(&d_out[t * shape.input_size..][..shape.input_size]);
+        }
+    }
+    (out, grads.map(|_| g))
+}
