@@ -23,6 +23,7 @@
 
 pub mod error;
 pub mod gpu;
+pub mod io;
 pub mod kernels;
 pub mod model;
 pub mod reference;

@@ -55,3 +55,84 @@ fn bad_sizes_are_reported_not_panicked() {
         "{err}"
     );
 }
+
+#[test]
+fn infer_runs_a_pytorch_state_dict_and_matches_pytorch() {
+    let golden = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/varlen_bidirectional_two_layers"
+    );
+    let out = std::env::temp_dir().join(format!(
+        "wgpu-lstm-infer-{}.safetensors",
+        std::process::id()
+    ));
+    let (code, stdout, err) = wgpu_lstm(&[
+        "infer",
+        "--weights",
+        &format!("{golden}/weights.safetensors"),
+        "--input",
+        &format!("{golden}/input.safetensors"),
+        "--grad-output",
+        &format!("{golden}/grad_output.safetensors"),
+        "--clip",
+        "1.0",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    let got = wgpu_lstm::io::read_tensors(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    let want = wgpu_lstm::io::read_tensors(std::path::Path::new(&format!(
+        "{golden}/expected.safetensors"
+    )))
+    .unwrap();
+    // Outputs to 1e-5 absolute (they are below 1), gradients to 1e-4 of their largest entry,
+    // as in the library tests.
+    let error = |key: &str, relative_to_max: bool| {
+        let (g, w) = (got[key].to_f64(), want[key].to_f64());
+        let scale = if relative_to_max {
+            w.iter().fold(1e-30f64, |m, v| m.max(v.abs()))
+        } else {
+            1.0
+        };
+        g.iter()
+            .zip(&w)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+            / scale
+    };
+    for key in ["y", "h_n", "c_n"] {
+        assert!(
+            error(key, false) <= 1e-5,
+            "{key}: {:.2e}",
+            error(key, false)
+        );
+    }
+    for key in ["grad.x", "grad.h0", "grad.weight_hh_l1_reverse"] {
+        assert!(error(key, true) <= 1e-4, "{key}: {:.2e}", error(key, true));
+    }
+    assert_eq!(got["clip.total_norm"].shape, vec![1]);
+    let norm = got["clip.total_norm"].to_f64()[0];
+    let unclipped = want["clip.total_norm"].to_f64()[0];
+    assert!(
+        (norm - unclipped).abs() / unclipped < 1e-5,
+        "{norm} vs {unclipped}"
+    );
+    assert!(got.contains_key("clipped.weight_ih_l0_reverse"));
+}
+
+#[test]
+fn infer_reports_bad_files() {
+    let (code, _, err) = wgpu_lstm(&[
+        "infer",
+        "--weights",
+        "/nonexistent.safetensors",
+        "--input",
+        "x",
+        "--output",
+        "/tmp/never",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent.safetensors"), "{err}");
+    assert!(!std::path::Path::new("/tmp/never").exists());
+}

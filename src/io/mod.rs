@@ -1,0 +1,219 @@
+//! Tensors in and out as safetensors files, with PyTorch's names: a `state_dict` saved by
+//! `safetensors.torch.save_file(lstm.state_dict(), path)` loads as is, and what we save loads
+//! back into PyTorch.
+
+use crate::error::{fmt_shape, Error, Result};
+use safetensors::{Dtype, SafeTensors};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+mod state_dict;
+
+/// The values of a host tensor, in the file's type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostData {
+    /// float32.
+    F32(Vec<f32>),
+    /// float64.
+    F64(Vec<f64>),
+    /// int32.
+    I32(Vec<i32>),
+    /// int64.
+    I64(Vec<i64>),
+}
+
+/// A tensor on the host: a shape and row-major values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// The values.
+    pub data: HostData,
+}
+
+impl HostTensor {
+    /// An f32 tensor.
+    pub fn f32(shape: &[usize], data: Vec<f32>) -> HostTensor {
+        HostTensor {
+            shape: shape.to_vec(),
+            data: HostData::F32(data),
+        }
+    }
+
+    /// The values as f32, which weights and inputs must be; `name` goes into the error.
+    pub fn as_f32(&self, name: &str) -> Result<&[f32]> {
+        match &self.data {
+            HostData::F32(v) => Ok(v),
+            _ => Err(Error::Invalid(format!(
+                "tensor `{name}` is {}, expected float32 (in PyTorch: `.float()` before saving)",
+                self.dtype_name()
+            ))),
+        }
+    }
+
+    /// Integer values (int32 or int64) as usize, e.g. sequence lengths.
+    pub fn as_indices(&self, name: &str) -> Result<Vec<usize>> {
+        let bad =
+            |v: i64| Error::Invalid(format!("tensor `{name}` holds {v}, expected values ≥ 0"));
+        let convert = |v: i64| usize::try_from(v).map_err(|_| bad(v));
+        match &self.data {
+            HostData::I32(v) => v.iter().map(|&x| convert(x as i64)).collect(),
+            HostData::I64(v) => v.iter().map(|&x| convert(x)).collect(),
+            _ => Err(Error::Invalid(format!(
+                "tensor `{name}` is {}, expected int32 or int64",
+                self.dtype_name()
+            ))),
+        }
+    }
+
+    /// Values converted to f64 whatever the file's type (for comparisons).
+    pub fn to_f64(&self) -> Vec<f64> {
+        match &self.data {
+            HostData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            HostData::F64(v) => v.clone(),
+            HostData::I32(v) => v.iter().map(|&x| x as f64).collect(),
+            HostData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+        }
+    }
+
+    fn dtype_name(&self) -> &'static str {
+        match self.data {
+            HostData::F32(_) => "float32",
+            HostData::F64(_) => "float64",
+            HostData::I32(_) => "int32",
+            HostData::I64(_) => "int64",
+        }
+    }
+
+    fn len(&self) -> usize {
+        match &self.data {
+            HostData::F32(v) => v.len(),
+            HostData::F64(v) => v.len(),
+            HostData::I32(v) => v.len(),
+            HostData::I64(v) => v.len(),
+        }
+    }
+
+    fn bytes(&self) -> (Dtype, Vec<u8>) {
+        match &self.data {
+            HostData::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            HostData::F64(v) => (Dtype::F64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            HostData::I32(v) => (Dtype::I32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            HostData::I64(v) => (Dtype::I64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        }
+    }
+}
+
+/// Named tensors, sorted by name.
+pub type TensorMap = BTreeMap<String, HostTensor>;
+
+/// Parses safetensors bytes. Malformed files (truncated, lying header sizes, dtypes this crate
+/// does not handle) are errors naming the problem.
+pub fn parse_tensors(bytes: &[u8], source: &str) -> Result<TensorMap> {
+    let file = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::Invalid(format!("{source}: not a valid safetensors file: {e}")))?;
+    let mut out = TensorMap::new();
+    for (name, view) in file.iter() {
+        let raw = view.data();
+        let shape = view.shape().to_vec();
+        let data = match view.dtype() {
+            Dtype::F32 => HostData::F32(
+                raw.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
+                    .collect(),
+            ),
+            Dtype::F64 => HostData::F64(
+                raw.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect(),
+            ),
+            Dtype::I32 => HostData::I32(
+                raw.chunks_exact(4)
+                    .map(|c| i32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
+                    .collect(),
+            ),
+            Dtype::I64 => HostData::I64(
+                raw.chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect(),
+            ),
+            other => {
+                return Err(Error::Invalid(format!(
+                    "{source}: tensor `{name}` has dtype {other:?}; supported: F32, F64, I32, I64"
+                )))
+            }
+        };
+        out.insert(name.to_string(), HostTensor { shape, data });
+    }
+    Ok(out)
+}
+
+/// Reads a safetensors file.
+pub fn read_tensors(path: &Path) -> Result<TensorMap> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_tensors(&bytes, &path.display().to_string())
+}
+
+/// Serializes tensors to safetensors bytes.
+pub fn serialize_tensors(tensors: &TensorMap) -> Result<Vec<u8>> {
+    let mut owned = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let expected: usize = t.shape.iter().product();
+        if expected != t.len() {
+            return Err(Error::Shape {
+                tensor: name.clone(),
+                expected: format!("{} values for shape {}", expected, fmt_shape(&t.shape)),
+                given: format!("{} values", t.len()),
+            });
+        }
+        owned.push((name.clone(), t.shape.clone(), t.bytes()));
+    }
+    let views = owned
+        .iter()
+        .map(|(name, shape, (dtype, bytes))| {
+            safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::Invalid(format!("tensor `{name}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, None).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// Writes tensors to a safetensors file atomically: a temporary file in the same folder,
+/// flushed, then renamed over `path`, so an interrupted write never leaves a partial file and
+/// never destroys what `path` held.
+pub fn write_tensors(path: &Path, tensors: &TensorMap) -> Result<()> {
+    let bytes = serialize_tensors(tensors)?;
+    write_atomically(path, &bytes)
+}
+
+/// Writes `bytes` to `path` by temp-file-and-rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let io_err = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp); // best effort: the error below is what matters
+    }
+    result.map_err(io_err)
+}

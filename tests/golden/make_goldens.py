@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Writes the PyTorch golden files the tests compare against (run by hand, not by CI):
+
+    python3 tests/golden/make_goldens.py      # needs torch and safetensors
+
+For each configuration, in tests/golden/<name>/:
+  weights.safetensors      the nn.LSTM state_dict, float32, as safetensors.torch.save_file writes it
+  input.safetensors        x (and h0, c0, lengths), float32 / int64
+  grad_output.safetensors  dy, dh_n, dc_n: the gradients of the loss Σ y·dy + Σ h_n·dh_n + Σ c_n·dc_n
+  expected.safetensors     float64 results of PyTorch run in double precision on exactly those
+                           float32 values: y, h_n, c_n, grad.x, grad.h0, grad.c0, grad.<param>,
+                           clip.max_norm, clip.total_norm, clipped.<param> (clip_grad_norm_)
+"""
+import os
+
+import torch
+from safetensors.torch import save_file
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+CONFIGS = {
+    # name: (input, hidden, layers, bidirectional, bias, batch_first, T, B, lengths, initial state)
+    "one_layer": (3, 5, 1, False, True, False, 4, 2, None, True),
+    "two_layers": (4, 6, 2, False, True, False, 5, 3, None, True),
+    "bidirectional": (3, 4, 1, True, True, False, 6, 2, None, True),
+    "varlen_bidirectional_two_layers": (5, 7, 2, True, True, False, 5, 3, [5, 2, 4], True),
+    "odd_sizes_t1_b1": (13, 7, 1, False, True, False, 1, 1, None, False),
+    "long_sequence": (2, 3, 1, False, True, False, 60, 2, None, True),
+    "no_bias_batch_first": (4, 5, 2, True, False, True, 3, 2, [3, 2], False),
+}
+
+
+def run(lstm, x, h0, c0, lengths, batch_first, steps):
+    if lengths is None:
+        return lstm(x, None if h0 is None else (h0, c0))
+    packed = pack_padded_sequence(x, torch.tensor(lengths), batch_first=batch_first, enforce_sorted=False)
+    y, (h_n, c_n) = lstm(packed, None if h0 is None else (h0, c0))
+    y, _ = pad_packed_sequence(y, batch_first=batch_first, total_length=steps)
+    return y, (h_n, c_n)
+
+
+def make(name, cfg, seed):
+    inp, hid, layers, bidir, bias, bf, steps, batch, lengths, with_state = cfg
+    torch.manual_seed(seed)
+    dirs = 2 if bidir else 1
+    lstm = torch.nn.LSTM(inp, hid, num_layers=layers, bias=bias, batch_first=bf, bidirectional=bidir)
+    xs = (batch, steps, inp) if bf else (steps, batch, inp)
+    ys = (batch, steps, dirs * hid) if bf else (steps, batch, dirs * hid)
+    ss = (layers * dirs, batch, hid)
+    x = torch.randn(xs)
+    h0, c0 = (torch.randn(ss) * 0.5, torch.randn(ss)) if with_state else (None, None)
+    dy, dh_n, dc_n = torch.randn(ys), torch.randn(ss), torch.randn(ss)
+
+    out = os.path.join(HERE, name)
+    os.makedirs(out, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in lstm.state_dict().items()}, os.path.join(out, "weights.safetensors"))
+    inputs = {"x": x}
+    if with_state:
+        inputs.update(h0=h0, c0=c0)
+    if lengths is not None:
+        inputs["lengths"] = torch.tensor(lengths, dtype=torch.int64)
+    save_file(inputs, os.path.join(out, "input.safetensors"))
+    save_file({"dy": dy, "dh_n": dh_n, "dc_n": dc_n}, os.path.join(out, "grad_output.safetensors"))
+
+    # The oracle: the same float32 values, computed in float64.
+    ref = lstm.double()
+    xd = x.double().requires_grad_()
+    h0d = h0.double().requires_grad_() if with_state else None
+    c0d = c0.double().requires_grad_() if with_state else None
+    y, (h_n, c_n) = run(ref, xd, h0d, c0d, lengths, bf, steps)
+    loss = (y * dy.double()).sum() + (h_n * dh_n.double()).sum() + (c_n * dc_n.double()).sum()
+    loss.backward()
+    exp = {"y": y.detach(), "h_n": h_n.detach(), "c_n": c_n.detach(), "grad.x": xd.grad}
+    if with_state:
+        exp.update({"grad.h0": h0d.grad, "grad.c0": c0d.grad})
+    params = dict(ref.named_parameters())
+    for k, p in params.items():
+        exp["grad." + k] = p.grad.clone()
+    total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params.values()]))
+    max_norm = float(total) * 0.5  # clipping must act
+    returned = torch.nn.utils.clip_grad_norm_(list(params.values()), max_norm)
+    exp["clip.max_norm"] = torch.tensor([max_norm], dtype=torch.float64)
+    exp["clip.total_norm"] = returned.reshape(1).double()
+    for k, p in params.items():
+        exp["clipped." + k] = p.grad.clone()
+    save_file({k: v.contiguous() for k, v in exp.items()}, os.path.join(out, "expected.safetensors"))
+    print(f"{name}: T={steps} B={batch} I={inp} H={hid} L={layers} D={dirs} bias={bias} "
+          f"batch_first={bf} lengths={lengths} |grad|={float(total):.4f}")
+
+
+if __name__ == "__main__":
+    print("torch", torch.__version__)
+    for i, (name, cfg) in enumerate(CONFIGS.items()):
+        make(name, cfg, 1000 + i)

@@ -1,0 +1,168 @@
+//! State dicts in and out: configuration inference and clear errors for bad files.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use wgpu_lstm::io::{
+    parse_tensors, read_tensors, serialize_tensors, HostData, HostTensor, TensorMap,
+};
+use wgpu_lstm::{Error, Lstm, LstmConfig};
+
+fn golden_weights() -> TensorMap {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/varlen_bidirectional_two_layers/weights.safetensors");
+    read_tensors(&p).unwrap()
+}
+
+fn err_of(map: &TensorMap) -> String {
+    match Lstm::from_state_dict(gpu(), map, false) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn config_is_inferred_from_names_and_shapes() {
+    let c = LstmConfig::from_state_dict(&golden_weights()).unwrap();
+    assert_eq!(
+        (
+            c.input_size,
+            c.hidden_size,
+            c.num_layers,
+            c.bidirectional,
+            c.bias
+        ),
+        (5, 7, 2, true, true)
+    );
+    let lstm = Lstm::new(gpu(), LstmConfig::new(3, 4).with_bias(false).with_layers(3)).unwrap();
+    let c = LstmConfig::from_state_dict(&lstm.state_dict().unwrap()).unwrap();
+    assert_eq!(
+        (
+            c.input_size,
+            c.hidden_size,
+            c.num_layers,
+            c.bidirectional,
+            c.bias
+        ),
+        (3, 4, 3, false, false)
+    );
+}
+
+#[test]
+fn missing_extra_misshaped_and_mistyped_tensors_name_the_tensor() {
+    let mut m = golden_weights();
+    m.remove("bias_hh_l1_reverse");
+    let e = err_of(&m);
+    assert!(
+        e.contains("bias_hh_l1_reverse") && e.contains("missing"),
+        "{e}"
+    );
+
+    let mut m = golden_weights();
+    m.insert(
+        "weight_hr_l0".into(),
+        HostTensor::f32(&[7, 3], vec![0.0; 21]),
+    );
+    let e = err_of(&m);
+    assert!(e.contains("weight_hr_l0") && e.contains("proj_size"), "{e}");
+
+    let mut m = golden_weights();
+    m.insert(
+        "weight_hh_l1".into(),
+        HostTensor::f32(&[28, 6], vec![0.0; 168]),
+    );
+    let e = err_of(&m);
+    assert!(
+        e.contains("weight_hh_l1") && e.contains("[28, 7]") && e.contains("[28, 6]"),
+        "{e}"
+    );
+
+    let mut m = golden_weights();
+    let t = m["bias_ih_l0"].clone();
+    m.insert(
+        "bias_ih_l0".into(),
+        HostTensor {
+            data: HostData::F64(t.to_f64()),
+            shape: t.shape,
+        },
+    );
+    let e = err_of(&m);
+    assert!(
+        e.contains("bias_ih_l0") && e.contains("float64") && e.contains("float32"),
+        "{e}"
+    );
+}
+
+#[test]
+fn rnn_and_foreign_state_dicts_are_recognised() {
+    let mut rnn = TensorMap::new();
+    rnn.insert(
+        "weight_ih_l0".into(),
+        HostTensor::f32(&[4, 3], vec![0.0; 12]),
+    );
+    rnn.insert(
+        "weight_hh_l0".into(),
+        HostTensor::f32(&[4, 4], vec![0.0; 16]),
+    );
+    assert!(err_of(&rnn).contains("nn.RNN"), "{}", err_of(&rnn));
+    let mut other = TensorMap::new();
+    other.insert("fc.weight".into(), HostTensor::f32(&[2, 2], vec![0.0; 4]));
+    assert!(err_of(&other).contains("weight_ih_l0"));
+}
+
+#[test]
+fn broken_files_are_errors_not_panics() {
+    let good = serialize_tensors(&golden_weights()).unwrap();
+    assert!(parse_tensors(&good, "good").is_ok());
+    // Truncated: header or data cut short.
+    for cut in [0, 4, 8, 20, good.len() / 2, good.len() - 1] {
+        assert!(
+            matches!(parse_tensors(&good[..cut], "cut"), Err(Error::Invalid(_))),
+            "cut at {cut}"
+        );
+    }
+    // A header length that lies.
+    let mut lying = good.clone();
+    lying[..8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+    assert!(matches!(
+        parse_tensors(&lying, "lying"),
+        Err(Error::Invalid(_))
+    ));
+    // Garbage.
+    assert!(parse_tensors(b"not a safetensors file at all", "junk").is_err());
+    let missing = Lstm::load(gpu(), Path::new("/nonexistent/w.safetensors"), false)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(missing, Error::Io { .. }) && missing.to_string().contains("/nonexistent"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn saves_atomically_and_keeps_the_old_file_on_failure() {
+    let dir = std::env::temp_dir().join(format!("wgpu-lstm-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.safetensors");
+    let lstm = Lstm::new(gpu(), LstmConfig::new(2, 3)).unwrap();
+    lstm.save(&path).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    // A save that fails (a tensor whose data does not match its shape) leaves the file alone and
+    // no temporary file behind.
+    let mut bad = lstm.state_dict().unwrap();
+    bad.insert(
+        "weight_ih_l0".into(),
+        HostTensor::f32(&[12, 2], vec![0.0; 5]),
+    );
+    assert!(wgpu_lstm::io::write_tensors(&path, &bad).is_err());
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    let back = Lstm::load(gpu(), &path, false).unwrap();
+    assert_eq!(back.state_dict().unwrap(), lstm.state_dict().unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
