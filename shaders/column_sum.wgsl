@@ -1,5 +1,6 @@
 // Column sums of a row-major [rows, cols] matrix, written (or added) to two destinations of the
-// same output array: the bias gradients db_ih and db_hh are both Σ_rows dG.
+// same output array (the bias gradients db_ih and db_hh are both Σ_rows dG), or to one when
+// both offsets are equal.
 struct ColumnSum {
     rows: u32,
     cols: u32,
@@ -36,9 +37,15 @@ fn column_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id
         + col_scratch[192u + lid.x];
     if (cp.accumulate != 0u) {
         dst[cp.out_offset + col] += total;
-        dst[cp.out2_offset + col] += total;
     } else {
         dst[cp.out_offset + col] = total;
+    }
+    if (cp.out2_offset == cp.out_offset) {
+        return; // one destination only
+    }
+    if (cp.accumulate != 0u) {
+        dst[cp.out2_offset + col] += total;
+    } else {
         dst[cp.out2_offset + col] = total;
     }
 }

@@ -27,6 +27,7 @@ pub mod io;
 pub mod kernels;
 pub mod model;
 pub mod reference;
+pub mod train;
 
 pub use error::{Error, GpuErrorKind, Result};
 pub use gpu::{Gpu, Tensor};

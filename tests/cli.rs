@@ -136,3 +136,125 @@ fn infer_reports_bad_files() {
     assert!(err.contains("/nonexistent.safetensors"), "{err}");
     assert!(!std::path::Path::new("/tmp/never").exists());
 }
+
+#[test]
+fn train_saves_a_checkpoint_that_sample_and_resume_use() {
+    let dir = std::env::temp_dir().join(format!("wgpu-lstm-cli-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("c.safetensors");
+    let ckpt_s = ckpt.to_str().unwrap();
+    let small = [
+        "--hidden",
+        "16",
+        "--batch",
+        "4",
+        "--seq-len",
+        "8",
+        "--log-every",
+        "2",
+        "--quiet",
+    ];
+    let (code, out, err) = wgpu_lstm(
+        &[
+            &["train", "--steps", "4", "--checkpoint", ckpt_s],
+            &small[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("step 4: loss") && out.contains("tok/s") && out.contains("checkpoint:"),
+        "{out}"
+    );
+    let (code, out, err) = wgpu_lstm(&[
+        "sample",
+        "--checkpoint",
+        ckpt_s,
+        "--prompt",
+        "The ",
+        "--length",
+        "20",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim_end_matches('\n').chars().count(),
+        4 + 20,
+        "{out:?}"
+    );
+    let (code, out, err) = wgpu_lstm(&[
+        "train",
+        "--resume",
+        ckpt_s,
+        "--steps",
+        "6",
+        "--checkpoint",
+        ckpt_s,
+        "--quiet",
+        "--log-every",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("resumed at step 4") && out.contains("step 6: loss"),
+        "{out}"
+    );
+    let (code, _, err) = wgpu_lstm(&["sample", "--checkpoint", ckpt_s, "--prompt", "€"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not in the vocabulary"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_before_exiting() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("wgpu-lstm-cli-sigint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("c.safetensors");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgpu-lstm"))
+        .args([
+            "train",
+            "--steps",
+            "1000000",
+            "--hidden",
+            "8",
+            "--batch",
+            "2",
+            "--seq-len",
+            "4",
+            "--quiet",
+            "--log-every",
+            "1",
+        ])
+        .args([
+            "--checkpoint-every",
+            "1000000",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Wait until training runs, then interrupt.
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("step 3:") {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(130), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("interrupted at step")),
+        "{rest:?}"
+    );
+    assert!(wgpu_lstm::io::read_tensors(&ckpt)
+        .unwrap()
+        .contains_key("weight_hh_l0"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

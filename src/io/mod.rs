@@ -107,11 +107,23 @@ impl HostTensor {
 /// Named tensors, sorted by name.
 pub type TensorMap = BTreeMap<String, HostTensor>;
 
+/// Free-form string metadata of a safetensors file (its `__metadata__`).
+pub type Metadata = std::collections::HashMap<String, String>;
+
 /// Parses safetensors bytes. Malformed files (truncated, lying header sizes, dtypes this crate
 /// does not handle) are errors naming the problem.
 pub fn parse_tensors(bytes: &[u8], source: &str) -> Result<TensorMap> {
-    let file = SafeTensors::deserialize(bytes)
-        .map_err(|e| Error::Invalid(format!("{source}: not a valid safetensors file: {e}")))?;
+    Ok(parse_tensors_with_metadata(bytes, source)?.0)
+}
+
+/// Like [`parse_tensors`], also returning the file's metadata.
+pub fn parse_tensors_with_metadata(bytes: &[u8], source: &str) -> Result<(TensorMap, Metadata)> {
+    let invalid = |e: safetensors::SafeTensorError| {
+        Error::Invalid(format!("{source}: not a valid safetensors file: {e}"))
+    };
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let file = SafeTensors::deserialize(bytes).map_err(invalid)?;
     let mut out = TensorMap::new();
     for (name, view) in file.iter() {
         let raw = view.data();
@@ -145,20 +157,33 @@ pub fn parse_tensors(bytes: &[u8], source: &str) -> Result<TensorMap> {
         };
         out.insert(name.to_string(), HostTensor { shape, data });
     }
-    Ok(out)
+    Ok((out, metadata))
 }
 
 /// Reads a safetensors file.
 pub fn read_tensors(path: &Path) -> Result<TensorMap> {
+    Ok(read_tensors_with_metadata(path)?.0)
+}
+
+/// Reads a safetensors file and its metadata.
+pub fn read_tensors_with_metadata(path: &Path) -> Result<(TensorMap, Metadata)> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.display().to_string(),
         source,
     })?;
-    parse_tensors(&bytes, &path.display().to_string())
+    parse_tensors_with_metadata(&bytes, &path.display().to_string())
 }
 
 /// Serializes tensors to safetensors bytes.
 pub fn serialize_tensors(tensors: &TensorMap) -> Result<Vec<u8>> {
+    serialize_tensors_with_metadata(tensors, None)
+}
+
+/// Serializes tensors and metadata to safetensors bytes.
+pub fn serialize_tensors_with_metadata(
+    tensors: &TensorMap,
+    metadata: Option<Metadata>,
+) -> Result<Vec<u8>> {
     let mut owned = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let expected: usize = t.shape.iter().product();
@@ -179,15 +204,26 @@ pub fn serialize_tensors(tensors: &TensorMap) -> Result<Vec<u8>> {
                 .map_err(|e| Error::Invalid(format!("tensor `{name}`: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, None).map_err(|e| Error::Invalid(e.to_string()))
+    safetensors::serialize(views, metadata).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// Writes tensors to a safetensors file atomically: a temporary file in the same folder,
 /// flushed, then renamed over `path`, so an interrupted write never leaves a partial file and
 /// never destroys what `path` held.
 pub fn write_tensors(path: &Path, tensors: &TensorMap) -> Result<()> {
-    let bytes = serialize_tensors(tensors)?;
-    write_atomically(path, &bytes)
+    write_atomically(path, &serialize_tensors(tensors)?)
+}
+
+/// Like [`write_tensors`], with metadata.
+pub fn write_tensors_with_metadata(
+    path: &Path,
+    tensors: &TensorMap,
+    metadata: Metadata,
+) -> Result<()> {
+    write_atomically(
+        path,
+        &serialize_tensors_with_metadata(tensors, Some(metadata))?,
+    )
 }
 
 /// Writes `bytes` to `path` by temp-file-and-rename.

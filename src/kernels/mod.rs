@@ -3,8 +3,10 @@
 
 pub(crate) mod column_sum;
 pub(crate) mod gemm;
+pub(crate) mod loss;
 pub(crate) mod lstm_step;
 pub(crate) mod lstm_step_back;
+pub(crate) mod optim;
 pub(crate) mod reduce;
 pub(crate) mod sequence;
 
@@ -34,6 +36,9 @@ pub const SHADER_SOURCES: &[(&str, &str)] = &[
         include_str!("../../shaders/column_sum.wgsl"),
     ),
     ("sequence.wgsl", include_str!("../../shaders/sequence.wgsl")),
+    ("optim.wgsl", include_str!("../../shaders/optim.wgsl")),
+    ("loss.wgsl", include_str!("../../shaders/loss.wgsl")),
+    ("one_hot.wgsl", include_str!("../../shaders/one_hot.wgsl")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -52,6 +57,8 @@ pub(crate) struct Kernels {
     pub reduce: reduce::ReduceKernel,
     pub column_sum: column_sum::ColumnSumKernel,
     pub sequence: sequence::SequenceKernel,
+    pub optim: optim::OptimKernel,
+    pub loss: loss::LossKernel,
 }
 
 impl Kernels {
@@ -63,6 +70,8 @@ impl Kernels {
             reduce: reduce::ReduceKernel::new(device),
             column_sum: column_sum::ColumnSumKernel::new(device),
             sequence: sequence::SequenceKernel::new(device),
+            optim: optim::OptimKernel::new(device),
+            loss: loss::LossKernel::new(device),
         }
     }
 }

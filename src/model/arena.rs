@@ -62,6 +62,11 @@ impl ParamArena {
         })
     }
 
+    /// The context the arena lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
     /// The named views, in layout order.
     pub fn views(&self) -> &[ParamView] {
         &self.views

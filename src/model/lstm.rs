@@ -156,8 +156,21 @@ impl Lstm {
     /// Creates the LSTM with PyTorch's initialisation: every parameter drawn from
     /// U(-1/√H, 1/√H), seeded by `config.seed`.
     pub fn new(gpu: &Gpu, config: LstmConfig) -> Result<Lstm> {
+        Lstm::with_extra_params(gpu, config, &[])
+    }
+
+    /// Like [`Lstm::new`], with further tensors (e.g. an output layer) appended to the same
+    /// parameter arena, so that one clip and one optimizer step cover the whole model. They are
+    /// initialised like the LSTM's and appear in [`Lstm::state_dict`] under their own names.
+    pub fn with_extra_params(
+        gpu: &Gpu,
+        config: LstmConfig,
+        extra: &[(String, Vec<usize>)],
+    ) -> Result<Lstm> {
         config.validate()?;
-        let arena = ParamArena::new(gpu, &config.parameter_shapes())?;
+        let mut tensors = config.parameter_shapes();
+        tensors.extend_from_slice(extra);
+        let arena = ParamArena::new(gpu, &tensors)?;
         let bound = 1.0 / (config.hidden_size as f32).sqrt();
         let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
         let init: Vec<f32> = (0..arena.len())
@@ -179,6 +192,13 @@ impl Lstm {
     /// The configuration.
     pub fn config(&self) -> &LstmConfig {
         &self.config
+    }
+
+    /// Sets the count of training forward passes so far, from which dropout masks are drawn
+    /// (a resumed run sets it to its step count to redraw the masks of the run that never
+    /// stopped).
+    pub fn set_training_calls(&self, calls: u64) {
+        self.dropout_calls.store(calls, Ordering::Relaxed);
     }
 
     /// The parameter and gradient arena (get/set parameters by PyTorch name, gradients, clip).

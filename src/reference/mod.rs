@@ -5,10 +5,12 @@
 
 mod clip;
 mod lstm;
+mod optim;
 mod stack;
 
 pub use clip::{clip_grad_norm, ClipOutcome};
 pub use lstm::{lstm_backward, lstm_forward, LstmForward, LstmGrads, LstmParams};
+pub use optim::{adam_step, sgd_step};
 pub use stack::{stack_backward, stack_forward, StackGrads, StackOutput, StackShape};
 
 pub(crate) fn sigmoid(x: f64) -> f64 {

@@ -1,0 +1,319 @@
+//! Optimizers over the parameter arena: one WGSL dispatch per step, whatever the model's size.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernels::optim::{
+    OptimBuffers, OptimParams, ADAM, ADAMW, FIRST_STEP, NESTEROV, SGD, SKIP_NONFINITE,
+};
+use crate::model::{ClipNorm, ParamArena};
+use std::sync::Arc;
+
+/// An optimizer and its hyper-parameters, with PyTorch's meaning and defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OptimizerConfig {
+    /// `torch.optim.SGD(lr, momentum, dampening, weight_decay, nesterov)`.
+    Sgd {
+        /// Learning rate.
+        lr: f32,
+        /// Momentum factor (0 = plain SGD).
+        momentum: f32,
+        /// Dampening of the momentum.
+        dampening: f32,
+        /// L2 penalty added to the gradient.
+        weight_decay: f32,
+        /// Nesterov momentum.
+        nesterov: bool,
+    },
+    /// `torch.optim.Adam(lr, betas, eps, weight_decay)` (L2 penalty added to the gradient).
+    Adam {
+        /// Learning rate.
+        lr: f32,
+        /// (β₁, β₂).
+        betas: (f32, f32),
+        /// ε.
+        eps: f32,
+        /// L2 penalty.
+        weight_decay: f32,
+    },
+    /// `torch.optim.AdamW(lr, betas, eps, weight_decay)` (decoupled weight decay).
+    AdamW {
+        /// Learning rate.
+        lr: f32,
+        /// (β₁, β₂).
+        betas: (f32, f32),
+        /// ε.
+        eps: f32,
+        /// Decoupled weight decay.
+        weight_decay: f32,
+    },
+}
+
+impl OptimizerConfig {
+    /// SGD with PyTorch's defaults (no momentum, no weight decay).
+    pub fn sgd(lr: f32) -> Self {
+        OptimizerConfig::Sgd {
+            lr,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
+    }
+
+    /// Adam with PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, no weight decay.
+    pub fn adam(lr: f32) -> Self {
+        OptimizerConfig::Adam {
+            lr,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// AdamW with PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, weight decay 0.01.
+    pub fn adamw(lr: f32) -> Self {
+        OptimizerConfig::AdamW {
+            lr,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }
+    }
+
+    /// The learning rate.
+    pub fn lr(&self) -> f32 {
+        match *self {
+            OptimizerConfig::Sgd { lr, .. }
+            | OptimizerConfig::Adam { lr, .. }
+            | OptimizerConfig::AdamW { lr, .. } => lr,
+        }
+    }
+
+    /// A short name: `sgd`, `adam`, `adamw`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OptimizerConfig::Sgd { .. } => "sgd",
+            OptimizerConfig::Adam { .. } => "adam",
+            OptimizerConfig::AdamW { .. } => "adamw",
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ok = |v: f32| v.is_finite() && v >= 0.0;
+        let good = match *self {
+            OptimizerConfig::Sgd {
+                lr,
+                momentum,
+                dampening,
+                weight_decay,
+                nesterov,
+            } => {
+                ok(lr)
+                    && ok(momentum)
+                    && ok(dampening)
+                    && ok(weight_decay)
+                    && (!nesterov || (momentum > 0.0 && dampening == 0.0))
+            }
+            OptimizerConfig::Adam {
+                lr,
+                betas,
+                eps,
+                weight_decay,
+            }
+            | OptimizerConfig::AdamW {
+                lr,
+                betas,
+                eps,
+                weight_decay,
+            } => {
+                ok(lr)
+                    && ok(eps)
+                    && ok(weight_decay)
+                    && (0.0..1.0).contains(&betas.0)
+                    && (0.0..1.0).contains(&betas.1)
+            }
+        };
+        if good {
+            Ok(())
+        } else {
+            Err(Error::Invalid(format!(
+                "invalid optimizer settings {self:?} (rates and decays ≥ 0, betas in [0, 1), Nesterov needs momentum > 0 and dampening 0)"
+            )))
+        }
+    }
+}
+
+/// An optimizer with its state (momentum or Adam moments) on the GPU, arena-shaped.
+pub struct Optimizer {
+    gpu: Gpu,
+    config: OptimizerConfig,
+    /// Momentum buffer (SGD) or first moment (Adam).
+    state1: Arc<wgpu::Buffer>,
+    /// Second moment (Adam).
+    state2: Arc<wgpu::Buffer>,
+    /// Steps taken (PyTorch's `state["step"]`).
+    steps: u64,
+    /// A clip result meaning "finite", for steps without clipping.
+    finite: wgpu::Buffer,
+}
+
+impl Optimizer {
+    /// A fresh optimizer for `arena` (state zero, step 0).
+    pub fn new(arena: &ParamArena, config: OptimizerConfig) -> Result<Optimizer> {
+        config.validate()?;
+        let gpu = arena.gpu().clone();
+        let state_len = match config {
+            OptimizerConfig::Sgd { momentum: 0.0, .. } => 1,
+            _ => arena.len(),
+        };
+        let second_len = if matches!(config, OptimizerConfig::Sgd { .. }) {
+            1
+        } else {
+            arena.len()
+        };
+        Ok(Optimizer {
+            state1: Arc::new(gpu.storage_buffer("optimizer state 1", state_len)?),
+            state2: Arc::new(gpu.storage_buffer("optimizer state 2", second_len)?),
+            finite: gpu.storage_buffer("finite clip result", 4)?,
+            gpu,
+            config,
+            steps: 0,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.config
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Changes the learning rate from the next step on.
+    pub fn set_lr(&mut self, new_lr: f32) {
+        match &mut self.config {
+            OptimizerConfig::Sgd { lr, .. }
+            | OptimizerConfig::Adam { lr, .. }
+            | OptimizerConfig::AdamW { lr, .. } => *lr = new_lr,
+        }
+    }
+
+    /// One step: `arena`'s parameters move along its gradients. When `skip_if_nonfinite` is a
+    /// clip result made with `error_if_nonfinite`, a step whose gradient norm was NaN or
+    /// infinite leaves parameters and state unchanged, decided on the GPU (no readback). The
+    /// step counter still advances, as the host cannot know without waiting.
+    pub fn step(&mut self, arena: &ParamArena, skip_if_nonfinite: Option<&ClipNorm>) -> Result<()> {
+        let kernels = self.gpu.kernels()?;
+        self.steps += 1;
+        let t = self.steps as f64;
+        let mut p = OptimParams {
+            len: arena.len() as u32,
+            ..Default::default()
+        };
+        if self.steps == 1 {
+            p.flags |= FIRST_STEP;
+        }
+        if skip_if_nonfinite.is_some() {
+            p.flags |= SKIP_NONFINITE;
+        }
+        match self.config {
+            OptimizerConfig::Sgd {
+                lr,
+                momentum,
+                dampening,
+                weight_decay,
+                nesterov,
+            } => {
+                p.kind = SGD;
+                (p.lr, p.momentum, p.dampening, p.weight_decay) =
+                    (lr, momentum, dampening, weight_decay);
+                if nesterov {
+                    p.flags |= NESTEROV;
+                }
+            }
+            OptimizerConfig::Adam {
+                lr,
+                betas,
+                eps,
+                weight_decay,
+            }
+            | OptimizerConfig::AdamW {
+                lr,
+                betas,
+                eps,
+                weight_decay,
+            } => {
+                p.kind = if matches!(self.config, OptimizerConfig::Adam { .. }) {
+                    ADAM
+                } else {
+                    ADAMW
+                };
+                (p.lr, p.beta1, p.beta2, p.eps, p.weight_decay) =
+                    (lr, betas.0, betas.1, eps, weight_decay);
+                // Bias corrections in f64 on the host, as PyTorch computes them from Python floats.
+                p.bias_correction1 = (1.0 - (betas.0 as f64).powf(t)) as f32;
+                p.bias_correction2_sqrt = (1.0 - (betas.1 as f64).powf(t)).sqrt() as f32;
+            }
+        }
+        let clip = skip_if_nonfinite
+            .map(|c| c.tensor().buffer().as_ref())
+            .unwrap_or(&self.finite);
+        self.gpu.record("optimizer step", |encoder| {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            kernels.optim.encode(
+                &self.gpu,
+                &mut pass,
+                &p,
+                &OptimBuffers {
+                    params: arena.params_buffer(),
+                    grads: arena.grads_buffer(),
+                    state1: &self.state1,
+                    state2: &self.state2,
+                    clip,
+                },
+            )
+        })
+    }
+
+    /// The state tensors as (name, values) for checkpoints: `exp_avg`/`exp_avg_sq` (Adam) or
+    /// `momentum_buffer` (SGD with momentum), flat over the arena, plus the step count.
+    pub fn state(&self) -> Result<Vec<(&'static str, Vec<f32>)>> {
+        let read = |b: &wgpu::Buffer| self.gpu.read(b, 0, (b.size() / 4) as usize);
+        Ok(match self.config {
+            OptimizerConfig::Sgd { momentum: 0.0, .. } => vec![],
+            OptimizerConfig::Sgd { .. } => vec![("momentum_buffer", read(&self.state1)?)],
+            _ => vec![
+                ("exp_avg", read(&self.state1)?),
+                ("exp_avg_sq", read(&self.state2)?),
+            ],
+        })
+    }
+
+    /// Restores what [`Optimizer::state`] returned, and the step count.
+    pub fn load_state(&mut self, state: &[(String, Vec<f32>)], steps: u64) -> Result<()> {
+        for (name, values) in state {
+            let buffer = match name.as_str() {
+                "momentum_buffer" | "exp_avg" => &self.state1,
+                "exp_avg_sq" => &self.state2,
+                other => return Err(Error::Invalid(format!("unknown optimizer state `{other}`"))),
+            };
+            if values.len() as u64 * 4 != buffer.size() {
+                return Err(Error::Shape {
+                    tensor: format!("optimizer.{name}"),
+                    expected: format!("[{}]", buffer.size() / 4),
+                    given: format!("[{}]", values.len()),
+                });
+            }
+            self.gpu.scoped(|| {
+                self.gpu
+                    .queue()
+                    .write_buffer(buffer, 0, bytemuck::cast_slice(values));
+                Ok(())
+            })?;
+        }
+        self.steps = steps;
+        Ok(())
+    }
+}
