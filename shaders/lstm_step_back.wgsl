@@ -13,7 +13,12 @@
 // The product dG · W_hh reads W_hh [4H, H] row-major along the hidden units, so loads are
 // coalesced in PyTorch's layout. Tiling mirrors lstm_step.
 //
-// state [3, B, H]: slot 0 = dh carry, slot 1 = dc carry (dc_0 at the end), slot 2 = dh_0.
+// state [6, B, H]: 0 = dh carry, 1 = dc carry (dc_0 at the end), 2 = dh_0 (out), 3 = c_0 (in),
+// 4, 5 = the carries of the explicit cell path and of the forget-gate product (probes).
+//
+// PROBE (the gradient-flow lab): also write, for every step k, ∂L/∂h_k, ∂L/∂c_k, the lecture's
+// explicit cell path t₀ = dh_{T-1} ⊙ o_{T-1} ⊙ tanh'(c_{T-1}) ⊙ f_{T-1} ⊙ … ⊙ f_{k+1} and the
+// forget-gate product f_{T-1} ⊙ … ⊙ f_{k+1} to probes [4, T, B, H] (forward direction).
 
 const UNITS: u32 = 16u;
 const BATCH_TILE: u32 = 16u;
@@ -22,6 +27,7 @@ const THREADS: u32 = 64u;
 
 const REVERSE: u32 = 2u;
 const LENGTHS: u32 = 4u;
+const PROBE: u32 = 8u;
 const H0_MODE: u32 = 2u; // slot flag
 
 struct Dims {
@@ -33,7 +39,7 @@ struct Dims {
     dy_offset: u32,   // element offset of this direction's first dy column
     row_stride: u32,  // D·H: row stride of dy and cs
     col_offset: u32,  // d·H: this direction's columns in cs
-    c_state: u32,     // element offset of this layer and direction's c0 in init
+    _pad3: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -46,9 +52,9 @@ struct Dims {
 @group(0) @binding(4) var<storage, read> cs: array<f32>; // [T, B, D·H]
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 @group(0) @binding(6) var<storage, read> lengths: array<u32>;
-@group(0) @binding(7) var<storage, read> init: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dgates: array<f32>;
-@group(0) @binding(9) var<storage, read_write> state: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dgates: array<f32>;
+@group(0) @binding(8) var<storage, read_write> state: array<f32>;
+@group(0) @binding(9) var<storage, read_write> probes: array<f32>;
 
 var<workgroup> dg_tile: array<f32, 256>; // [BATCH_TILE][K_TILE]
 var<workgroup> w_tile: array<f32, 256>;  // [K_TILE][UNITS]
@@ -155,7 +161,7 @@ fn lstm_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
         var c_prev: f32;
         let first = select(t == 0u, t + 1u == dims.steps, reverse);
         if (first) {
-            c_prev = init[dims.c_state + cell];
+            c_prev = state[3u * bh + cell];
         } else {
             let t_prev = select(t - 1u, t + 1u, reverse);
             c_prev = cs[(t_prev * batch + b) * dims.row_stride + dims.col_offset + j];
@@ -167,5 +173,20 @@ fn lstm_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
         dgates[grow + 2u * hidden] = dc * ig * (1.0 - gg * gg);
         dgates[grow + 3u * hidden] = dh * tc * og * (1.0 - og);
         state[bh + cell] = dc * fg;
+        if ((dims.flags & PROBE) != 0u) {
+            let tbh = dims.steps * bh;
+            var path = state[4u * bh + cell];
+            var fprod = state[5u * bh + cell];
+            if (t + 1u == dims.steps) {
+                path = dh * og * (1.0 - tc * tc);
+                fprod = 1.0;
+            }
+            probes[t * bh + cell] = dh;
+            probes[tbh + t * bh + cell] = dc;
+            probes[2u * tbh + t * bh + cell] = path;
+            probes[3u * tbh + t * bh + cell] = fprod;
+            state[4u * bh + cell] = path * fg;
+            state[5u * bh + cell] = fprod * fg;
+        }
     }
 }

@@ -147,3 +147,47 @@ fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     }
     data[i] = x * coef;
 }
+
+// Per-row L2 norms and means of `data` viewed as [p.partials rows, p.len columns], one
+// workgroup per row: result[2r] = ‖row r‖₂ (scaled, so 1e-30 gradients do not underflow),
+// result[2r + 1] = mean of row r. The gradient-flow probes use it: one slot per timestep.
+@compute @workgroup_size(256, 1, 1)
+fn row_norms(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let row = wg.x + wg.y * 65535u;
+    if (row >= p.partials) {
+        return;
+    }
+    var acc = Partial(0.0, 0.0, 0u, 0u);
+    var sum = 0.0;
+    for (var i = li; i < p.len; i += THREADS) {
+        let x = data[row * p.len + i];
+        sum += x;
+        let ax = abs(x);
+        if (ax > acc.scale) {
+            let r = acc.scale / ax;
+            acc.ssq = 1.0 + acc.ssq * r * r;
+            acc.scale = ax;
+        } else if (ax != 0.0) {
+            let r = ax / acc.scale;
+            acc.ssq += r * r;
+        }
+    }
+    scratch[li] = acc;
+    workgroupBarrier();
+    reduce_scratch(li);
+    // Reuse the partial slots of this row's workgroup for the sums (tree order, deterministic).
+    let norm = scratch[0].scale * sqrt(scratch[0].ssq);
+    workgroupBarrier();
+    scratch[li].scale = sum;
+    workgroupBarrier();
+    for (var stride = THREADS / 2u; stride > 0u; stride /= 2u) {
+        if (li < stride) {
+            scratch[li].scale += scratch[li + stride].scale;
+        }
+        workgroupBarrier();
+    }
+    if (li == 0u) {
+        result[2u * row] = norm;
+        result[2u * row + 1u] = scratch[0].scale / f32(p.len);
+    }
+}

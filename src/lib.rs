@@ -32,8 +32,8 @@ pub mod train;
 pub use error::{Error, GpuErrorKind, Result};
 pub use gpu::{Gpu, Tensor};
 pub use model::{
-    BackwardOutput, ClipNorm, DispatchCounts, ForwardCache, ForwardOptions, Lstm, LstmConfig,
-    LstmOutput, OutputGrads, ParamArena, ParamNames,
+    BackwardOutput, Cell, ClipNorm, DispatchCounts, ForwardCache, ForwardOptions, GradientProbes,
+    Lstm, LstmConfig, LstmOutput, OutputGrads, ParamArena, ParamNames,
 };
 
 /// The README's examples, compiled and run as doctests so that the README stays true.

@@ -14,7 +14,9 @@ use wgpu_lstm::train::{
     CharCorpus, Checkpoint, OptimizerConfig, Task, TrainConfig, Trainer, ADDING_BASELINE_MSE,
     BUILTIN_TEXT,
 };
-use wgpu_lstm::{gpu, DispatchCounts, ForwardOptions, Gpu, Lstm, LstmConfig, OutputGrads, Tensor};
+use wgpu_lstm::{
+    gpu, Cell, DispatchCounts, ForwardOptions, Gpu, Lstm, LstmConfig, OutputGrads, Tensor,
+};
 
 #[derive(Parser)]
 #[command(
@@ -39,8 +41,8 @@ enum Command {
     /// Run forward, backward and gradient clipping on the GPU and check them against the f64
     /// reference (exit status 1 if any error exceeds its tolerance).
     Check(CheckArgs),
-    /// Run a PyTorch nn.LSTM state dict on inputs from a safetensors file; optionally backward
-    /// and gradient clipping too. Writes the results as safetensors.
+    /// Run a PyTorch nn.LSTM (or nn.RNN) state dict on inputs from a safetensors file;
+    /// optionally backward and gradient clipping too. Writes the results as safetensors.
     Infer(InferArgs),
 }
 
@@ -422,9 +424,13 @@ fn infer(a: &InferArgs) -> wgpu_lstm::Result<ExitCode> {
         results.insert(name, HostTensor::f32(t.shape(), t.to_vec()?));
         Ok(())
     };
+    // nn.RNN has no cell state: no c_n, c0 or their gradients.
+    let lstm_cell = lstm.config().cell == Cell::Lstm;
     put(&mut results, "y".into(), &out.y)?;
     put(&mut results, "h_n".into(), &out.h_n)?;
-    put(&mut results, "c_n".into(), &out.c_n)?;
+    if lstm_cell {
+        put(&mut results, "c_n".into(), &out.c_n)?;
+    }
     if let (Some(g), Some(cache)) = (&grad_file, &out.cache) {
         let (dy, dh_n, dc_n) = (upload(g, "dy")?, upload(g, "dh_n")?, upload(g, "dc_n")?);
         let grads = OutputGrads {
@@ -435,7 +441,9 @@ fn infer(a: &InferArgs) -> wgpu_lstm::Result<ExitCode> {
         let back = lstm.backward(cache, &grads, false)?;
         put(&mut results, "grad.x".into(), &back.dx)?;
         put(&mut results, "grad.h0".into(), &back.dh0)?;
-        put(&mut results, "grad.c0".into(), &back.dc0)?;
+        if lstm_cell {
+            put(&mut results, "grad.c0".into(), &back.dc0)?;
+        }
         let names: Vec<String> = lstm
             .params()
             .views()
@@ -467,8 +475,9 @@ fn infer(a: &InferArgs) -> wgpu_lstm::Result<ExitCode> {
     write_tensors(&a.output, &results)?;
     let c = lstm.config();
     println!(
-        "{}: nn.LSTM({}, {}, num_layers={}, bias={}, bidirectional={}) on x {:?} → {} tensors in {}",
+        "{}: nn.{:?}({}, {}, num_layers={}, bias={}, bidirectional={}) on x {:?} → {} tensors in {}",
         gpu.info().name,
+        c.cell,
         c.input_size,
         c.hidden_size,
         c.num_layers,

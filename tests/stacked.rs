@@ -102,6 +102,7 @@ fn check(case: &Case, seed: u64) {
         .unwrap();
 
     let shape = StackShape {
+        cell: c.cell,
         input_size: c.input_size,
         hidden_size: n_h,
         num_layers: layers,
@@ -370,5 +371,46 @@ fn bad_lengths_and_states_are_errors() {
     assert!(
         err.to_string().contains("`h0`") && err.to_string().contains("[2, 2, 3]"),
         "{err}"
+    );
+}
+
+#[test]
+fn vanilla_rnn_stacked_bidirectional_with_lengths() {
+    use wgpu_lstm::Cell;
+    let config = LstmConfig::new(5, 7).with_cell(Cell::Rnn);
+    check(
+        &Case {
+            config,
+            steps: 6,
+            batch: 3,
+            lengths: None,
+        },
+        360,
+    );
+    let config = LstmConfig::new(3, 17)
+        .with_cell(Cell::Rnn)
+        .with_layers(2)
+        .with_bidirectional(true);
+    check(
+        &Case {
+            config,
+            steps: 7,
+            batch: 4,
+            lengths: Some(vec![7, 1, 4, 6]),
+        },
+        361,
+    );
+    let config = LstmConfig::new(4, 33)
+        .with_cell(Cell::Rnn)
+        .with_bias(false)
+        .with_batch_first(true);
+    check(
+        &Case {
+            config,
+            steps: 1,
+            batch: 2,
+            lengths: None,
+        },
+        362,
     );
 }

@@ -105,7 +105,17 @@ fn rnn_and_foreign_state_dicts_are_recognised() {
         "weight_hh_l0".into(),
         HostTensor::f32(&[4, 4], vec![0.0; 16]),
     );
-    assert!(err_of(&rnn).contains("nn.RNN"), "{}", err_of(&rnn));
+    let c = LstmConfig::from_state_dict(&rnn).unwrap();
+    assert_eq!(
+        (c.cell, c.hidden_size, c.bias),
+        (wgpu_lstm::Cell::Rnn, 4, false)
+    );
+    let mut odd = rnn.clone();
+    odd.insert(
+        "weight_hh_l0".into(),
+        HostTensor::f32(&[8, 4], vec![0.0; 32]),
+    );
+    assert!(err_of(&odd).contains("[16, 4]"), "{}", err_of(&odd));
     let mut other = TensorMap::new();
     other.insert("fc.weight".into(), HostTensor::f32(&[2, 2], vec![0.0; 4]));
     assert!(err_of(&other).contains("weight_ih_l0"));

@@ -3,11 +3,12 @@
 use super::{read_tensors, write_tensors, HostTensor, TensorMap};
 use crate::error::{fmt_shape, Error, Result};
 use crate::gpu::Gpu;
-use crate::model::{Lstm, LstmConfig};
+use crate::model::{Cell, Lstm, LstmConfig};
 use std::path::Path;
 
 impl LstmConfig {
-    /// Infers layers, directions, sizes and bias from PyTorch's parameter names and shapes.
+    /// Infers the cell (`weight_hh` with 4H rows: LSTM, H rows: RNN), layers, directions, sizes
+    /// and bias from PyTorch's parameter names and shapes.
     /// `batch_first`, dropout and seed are not in a state dict: they keep their defaults.
     pub fn from_state_dict(tensors: &TensorMap) -> Result<LstmConfig> {
         let shape = |name: &str| tensors.get(name).map(|t| t.shape.as_slice());
@@ -25,23 +26,29 @@ impl LstmConfig {
             });
         }
         let hidden = w_hh[1];
-        if w_hh[0] == hidden {
-            return Err(Error::Invalid(
-                "weight_hh_l0 has H rows: this is an nn.RNN state dict, not an nn.LSTM (4H rows)"
-                    .into(),
-            ));
-        }
-        if w_hh[0] != 4 * hidden || hidden == 0 {
-            return Err(Error::Shape {
-                tensor: "weight_hh_l0".into(),
-                expected: format!("[4·H, H] = [{}, {hidden}]", 4 * hidden),
-                given: fmt_shape(w_hh),
-            });
+        // weight_hh has 4H rows in an nn.LSTM (gates i, f, g, o) and H rows in an nn.RNN.
+        let cell = match w_hh[0] {
+            rows if rows == 4 * hidden => Cell::Lstm,
+            rows if rows == hidden => Cell::Rnn,
+            _ => {
+                return Err(Error::Shape {
+                    tensor: "weight_hh_l0".into(),
+                    expected: format!(
+                        "[4·H, H] = [{}, {hidden}] (LSTM) or [H, H] (RNN)",
+                        4 * hidden
+                    ),
+                    given: fmt_shape(w_hh),
+                })
+            }
+        };
+        if hidden == 0 {
+            return Err(Error::Invalid("weight_hh_l0 has zero columns".into()));
         }
         let num_layers = (0..)
             .take_while(|k| tensors.contains_key(&format!("weight_ih_l{k}")))
             .count();
         let config = LstmConfig::new(w_ih[1], hidden)
+            .with_cell(cell)
             .with_layers(num_layers)
             .with_bidirectional(tensors.contains_key("weight_ih_l0_reverse"))
             .with_bias(tensors.contains_key("bias_ih_l0"));
@@ -62,8 +69,9 @@ impl Lstm {
             .collect();
         if !extra.is_empty() {
             return Err(Error::Invalid(format!(
-                "unexpected tensors {extra:?} for an nn.LSTM with {} layer(s), {} direction(s), bias={} \
+                "unexpected tensors {extra:?} for an nn.{:?} with {} layer(s), {} direction(s), bias={} \
                  (proj_size and other modules are not supported)",
+                config.cell,
                 config.num_layers,
                 config.directions(),
                 config.bias

@@ -3,6 +3,7 @@
 use super::{bind_group_dynamic, bind_group_layout, groups, pipeline, Slot};
 use crate::error::Result;
 use crate::gpu::{Gpu, StepSlots};
+use crate::model::Cell;
 
 /// Hidden units per workgroup (all four gate rows of each).
 const UNITS: usize = 16;
@@ -53,6 +54,8 @@ pub(crate) struct StepBuffers<'a> {
 pub(crate) struct LstmStepKernel {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    /// The vanilla RNN's kernel, with the same bindings.
+    rnn: wgpu::ComputePipeline,
 }
 
 impl LstmStepKernel {
@@ -73,8 +76,13 @@ impl LstmStepKernel {
                 Slot::ReadWrite,
             ],
         );
+        let rnn = pipeline(device, "rnn_step.wgsl", "rnn_step", &layout);
         let pipeline = pipeline(device, "lstm_step.wgsl", "lstm_step", &layout);
-        LstmStepKernel { layout, pipeline }
+        LstmStepKernel {
+            layout,
+            pipeline,
+            rnn,
+        }
     }
 
     /// Records the whole sequence into `pass` (t = 0 .. T-1, or T-1 .. 0 in reverse): one
@@ -82,6 +90,7 @@ impl LstmStepKernel {
     pub fn encode(
         &self,
         gpu: &Gpu,
+        cell: Cell,
         pass: &mut wgpu::ComputePass<'_>,
         dims: &StepDims,
         slots: &StepSlots,
@@ -112,7 +121,10 @@ impl LstmStepKernel {
             1,
             16,
         );
-        pass.set_pipeline(&self.pipeline);
+        pass.set_pipeline(match cell {
+            Cell::Lstm => &self.pipeline,
+            Cell::Rnn => &self.rnn,
+        });
         let steps = dims.steps as usize;
         for s in 0..steps {
             let t = if dims.flags & REVERSE != 0 {

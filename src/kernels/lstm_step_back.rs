@@ -5,8 +5,14 @@ use super::lstm_step::REVERSE;
 use super::{bind_group_dynamic, bind_group_layout, groups, pipeline, Slot};
 use crate::error::Result;
 use crate::gpu::{Gpu, StepSlots};
+use crate::model::Cell;
 
 const UNITS: usize = 16;
+
+/// Slots of `[B, H]` in the backward state buffer.
+pub(crate) const STATE_SLOTS: usize = 6;
+/// Flag: record the per-step gradient probes.
+pub(crate) const PROBE: u32 = 8;
 const BATCH_TILE: usize = 16;
 
 #[repr(C)]
@@ -23,9 +29,7 @@ pub(crate) struct StepBackDims {
     pub row_stride: u32,
     /// d·H: this direction's columns in `cs`.
     pub col_offset: u32,
-    /// Element offset of this layer and direction's c0 in the init buffer.
-    pub c_state: u32,
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 4],
 }
 
 /// The buffers of one sequence's backward pass.
@@ -35,15 +39,19 @@ pub(crate) struct StepBackBuffers<'a> {
     pub cs: &'a wgpu::Buffer,
     pub dy: &'a wgpu::Buffer,
     pub lengths: &'a wgpu::Buffer,
-    pub init: &'a wgpu::Buffer,
     pub dgates: &'a wgpu::Buffer,
-    /// `[3, B, H]`: dh carry (dh_n in), dc carry (dc_n in, dc_0 out), dh_0 out.
+    /// `[STATE_SLOTS, B, H]`: dh carry (dh_n in), dc carry (dc_n in, dc_0 out), dh_0 out,
+    /// c_0 in, probe carries.
     pub state: &'a wgpu::Buffer,
+    /// `[4, T, B, H]` per-step probes (with the PROBE flag), else any buffer.
+    pub probes: &'a wgpu::Buffer,
 }
 
 pub(crate) struct LstmStepBackKernel {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    /// The vanilla RNN's kernel, with the same bindings.
+    rnn: wgpu::ComputePipeline,
 }
 
 impl LstmStepBackKernel {
@@ -59,13 +67,18 @@ impl LstmStepBackKernel {
                 Slot::Read,
                 Slot::Read,
                 Slot::Read,
-                Slot::Read,
+                Slot::ReadWrite,
                 Slot::ReadWrite,
                 Slot::ReadWrite,
             ],
         );
+        let rnn = pipeline(device, "rnn_step_back.wgsl", "rnn_step_back", &layout);
         let pipeline = pipeline(device, "lstm_step_back.wgsl", "lstm_step_back", &layout);
-        LstmStepBackKernel { layout, pipeline }
+        LstmStepBackKernel {
+            layout,
+            pipeline,
+            rnn,
+        }
     }
 
     /// Records the steps in the reverse of the forward processing order and the `dh_0`
@@ -73,6 +86,7 @@ impl LstmStepBackKernel {
     pub fn encode(
         &self,
         gpu: &Gpu,
+        cell: Cell,
         pass: &mut wgpu::ComputePass<'_>,
         dims: &StepBackDims,
         slots: &StepSlots,
@@ -96,14 +110,17 @@ impl LstmStepBackKernel {
                 buffers.cs,
                 buffers.dy,
                 buffers.lengths,
-                buffers.init,
                 buffers.dgates,
                 buffers.state,
+                buffers.probes,
             ],
             1,
             16,
         );
-        pass.set_pipeline(&self.pipeline);
+        pass.set_pipeline(match cell {
+            Cell::Lstm => &self.pipeline,
+            Cell::Rnn => &self.rnn,
+        });
         let steps = dims.steps as usize;
         for s in 0..steps {
             let t = if dims.flags & REVERSE != 0 {

@@ -36,6 +36,11 @@ pub const SHADER_SOURCES: &[(&str, &str)] = &[
         include_str!("../../shaders/column_sum.wgsl"),
     ),
     ("sequence.wgsl", include_str!("../../shaders/sequence.wgsl")),
+    ("rnn_step.wgsl", with_activations!("rnn_step.wgsl")),
+    (
+        "rnn_step_back.wgsl",
+        with_activations!("rnn_step_back.wgsl"),
+    ),
     ("optim.wgsl", include_str!("../../shaders/optim.wgsl")),
     ("loss.wgsl", include_str!("../../shaders/loss.wgsl")),
     ("one_hot.wgsl", include_str!("../../shaders/one_hot.wgsl")),

@@ -26,6 +26,7 @@ pub(crate) struct ReduceKernel {
     sum_squares: wgpu::ComputePipeline,
     finish_norm: wgpu::ComputePipeline,
     scale: wgpu::ComputePipeline,
+    row_norms: wgpu::ComputePipeline,
 }
 
 impl ReduceKernel {
@@ -44,6 +45,7 @@ impl ReduceKernel {
             sum_squares: pipeline(device, "reduce.wgsl", "sum_squares", &layout),
             finish_norm: pipeline(device, "reduce.wgsl", "finish_norm", &layout),
             scale: pipeline(device, "reduce.wgsl", "scale", &layout),
+            row_norms: pipeline(device, "reduce.wgsl", "row_norms", &layout),
             layout,
         }
     }
@@ -92,6 +94,42 @@ impl ReduceKernel {
         pass.dispatch_workgroups(1, 1, 1);
         pass.set_pipeline(&self.scale);
         pass.dispatch_workgroups(sx, sy, 1);
+        Ok(())
+    }
+
+    /// Records per-row norms and means of `data` as `[rows, cols]` into `result` (`[rows, 2]`).
+    pub fn encode_row_norms(
+        &self,
+        gpu: &Gpu,
+        pass: &mut wgpu::ComputePass<'_>,
+        data: &wgpu::Buffer,
+        rows: usize,
+        cols: usize,
+        result: &wgpu::Buffer,
+    ) -> Result<()> {
+        let (x, y) = if rows <= 65535 {
+            (rows as u32, 1)
+        } else {
+            (65535, groups(rows, 65535))
+        };
+        gpu.check_dispatch("the per-step norms", [x, y, 1])?;
+        let params = Params {
+            len: cols as u32,
+            partials: rows as u32,
+            flags: 0,
+            max_norm: 0.0,
+        };
+        let uniform = gpu.uniform("row norm params", &params)?;
+        // The partials binding is unused here (but must not alias a writable binding).
+        let unused = gpu.storage_buffer("unused partials", 4)?;
+        let group = bind_group(
+            gpu.device(),
+            &self.layout,
+            &[&uniform, data, &unused, result],
+        );
+        pass.set_pipeline(&self.row_norms);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(x, y, 1);
         Ok(())
     }
 }

@@ -2,10 +2,24 @@
 
 use crate::error::{Error, Result};
 
+/// The recurrent cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cell {
+    /// PyTorch's `nn.LSTM`: four gates (i, f, g, o) and a cell state.
+    #[default]
+    Lstm,
+    /// PyTorch's `nn.RNN` with tanh: `h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`, the
+    /// baseline the gradient-flow lab compares against. No cell state (`c_n` stays zero).
+    Rnn,
+}
+
 /// The options of `torch.nn.LSTM(input_size, hidden_size, num_layers, bias, batch_first,
-/// dropout, bidirectional)`, plus the seed of the initial weights and of dropout.
+/// dropout, bidirectional)` (or of `nn.RNN` with [`Cell::Rnn`]), plus the seed of the initial
+/// weights and of dropout.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LstmConfig {
+    /// LSTM (default) or vanilla tanh RNN.
+    pub cell: Cell,
     /// Features per input timestep, I.
     pub input_size: usize,
     /// Hidden units per direction, H.
@@ -29,6 +43,7 @@ impl LstmConfig {
     /// no dropout, unidirectional, seed 0 (PyTorch's defaults).
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
         LstmConfig {
+            cell: Cell::Lstm,
             input_size,
             hidden_size,
             num_layers: 1,
@@ -68,6 +83,20 @@ impl LstmConfig {
     pub fn with_bidirectional(mut self, bidirectional: bool) -> Self {
         self.bidirectional = bidirectional;
         self
+    }
+
+    /// A vanilla tanh RNN (`nn.RNN`) instead of an LSTM.
+    pub fn with_cell(mut self, cell: Cell) -> Self {
+        self.cell = cell;
+        self
+    }
+
+    /// Gate rows per hidden unit in the weights: 4 for the LSTM, 1 for the RNN.
+    pub fn gates(&self) -> usize {
+        match self.cell {
+            Cell::Lstm => 4,
+            Cell::Rnn => 1,
+        }
     }
 
     /// Another seed.
@@ -113,7 +142,7 @@ impl LstmConfig {
 
     /// Every parameter as (PyTorch name, shape), in `state_dict` order.
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        let h4 = 4 * self.hidden_size;
+        let h4 = self.gates() * self.hidden_size;
         let mut out = Vec::new();
         for layer in 0..self.num_layers {
             for direction in 0..self.directions() {

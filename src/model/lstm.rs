@@ -1,12 +1,12 @@
 //! The LSTM: `torch.nn.LSTM` on the GPU — stacked, bidirectional, variable-length, stateful.
 
 use super::arena::ParamArena;
-use super::config::{LstmConfig, ParamNames};
+use super::config::{Cell, LstmConfig, ParamNames};
 use crate::error::{fmt_shape, Error, Result};
 use crate::gpu::{check_shape, Gpu, Tensor};
 use crate::kernels::gemm::{Gemm, Operand};
 use crate::kernels::lstm_step::{StepBuffers, StepDims, LENGTHS, REVERSE, STORE_GATES};
-use crate::kernels::lstm_step_back::{StepBackBuffers, StepBackDims};
+use crate::kernels::lstm_step_back::{StepBackBuffers, StepBackDims, PROBE, STATE_SLOTS};
 use crate::kernels::sequence::SequenceCopy;
 use crate::kernels::Kernels;
 use rand::{Rng, SeedableRng};
@@ -105,6 +105,20 @@ pub struct BackwardOutput {
     pub dh0: Tensor,
     /// `dL/dc0`, `[L·D, B, H]`.
     pub dc0: Tensor,
+}
+
+/// Per-step measurements of the gradient flowing back through time, for a loss at the last
+/// step (see [`Lstm::backward_probed`]). Index k is the timestep; norms are over the batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradientProbes {
+    /// ‖∂L/∂h_k‖₂.
+    pub dh_norm: Vec<f32>,
+    /// ‖∂L/∂c_k‖₂ (LSTM).
+    pub dc_norm: Vec<f32>,
+    /// ‖t₀(k)‖₂: the explicit path through the cell states only.
+    pub path_norm: Vec<f32>,
+    /// Mean over the batch and units of the forget-gate product f_{T-1} ⊙ … ⊙ f_{k+1}.
+    pub forget_product_mean: Vec<f32>,
 }
 
 /// How many compute dispatches each operation records per layer and direction for T steps
@@ -261,6 +275,8 @@ impl Lstm {
         let cfg = self.config;
         let (n_h, dirs, layers) = (cfg.hidden_size, cfg.directions(), cfg.num_layers);
         let state_len = layers * dirs * batch * n_h;
+        let gates_h = cfg.gates() * n_h;
+        let rnn = cfg.cell == Cell::Rnn;
         let rows = steps * batch;
         let gpu = &self.gpu;
         let train = opts.train;
@@ -284,7 +300,7 @@ impl Lstm {
             };
             let no_lengths = gpu.storage_buffer_u32("no lengths", &[])?;
             let lengths_buffer = lengths.as_deref().unwrap_or(&no_lengths);
-            let xproj = gpu.storage_buffer("input projection [T, B, 4H]", rows * 4 * n_h)?;
+            let xproj = gpu.storage_buffer("input projection [T, B, G·H]", rows * gates_h)?;
 
             let mut encoder = gpu.encoder("lstm forward");
             for (i, state) in [opts.h0, opts.c0].into_iter().enumerate() {
@@ -341,15 +357,18 @@ impl Lstm {
                     let hs = Arc::new(
                         gpu.storage_buffer("hidden states [T, B, D·H]", rows * dirs * n_h)?,
                     );
-                    let cs = Arc::new(gpu.storage_buffer(
-                        "cell states [slots, B, D·H]",
-                        cs_slots * batch * dirs * n_h,
-                    )?);
+                    // A vanilla RNN keeps no cell state and no gates.
+                    let cs_len = if rnn {
+                        1
+                    } else {
+                        cs_slots * batch * dirs * n_h
+                    };
+                    let cs = Arc::new(gpu.storage_buffer("cell states [slots, B, D·H]", cs_len)?);
                     let mut gates = Vec::with_capacity(dirs);
                     for d in 0..dirs {
                         let o = self.offsets(l, d)?;
-                        let g = Arc::new(if train {
-                            gpu.storage_buffer("gates [T, B, 4H]", rows * 4 * n_h)?
+                        let g = Arc::new(if train && !rnn {
+                            gpu.storage_buffer("gates [T, B, 4H]", rows * gates_h)?
                         } else {
                             gpu.storage_buffer("unused gates", 1)?
                         });
@@ -359,7 +378,7 @@ impl Lstm {
                             &mut pass,
                             &Gemm {
                                 m: rows,
-                                n: 4 * n_h,
+                                n: gates_h,
                                 k: in_size,
                                 a: Operand {
                                     buffer: &input,
@@ -404,6 +423,7 @@ impl Lstm {
                         };
                         kernels.lstm_step.encode(
                             gpu,
+                            cfg.cell,
                             &mut pass,
                             &dims,
                             &slots,
@@ -485,6 +505,55 @@ impl Lstm {
         grads: &OutputGrads<'_>,
         accumulate: bool,
     ) -> Result<BackwardOutput> {
+        self.backward_impl(cache, grads, accumulate, None)
+    }
+
+    /// [`Lstm::backward`] that also measures how the gradient flows back through time (the
+    /// gradient-flow lab): for every step k of the top layer's forward direction, the norms
+    /// over the batch of ∂L/∂h_k and ∂L/∂c_k, of the explicit cell path
+    /// t₀ = ∂L/∂h_{T-1} ⊙ o_{T-1} ⊙ tanh'(c_{T-1}) ⊙ f_{T-1} ⊙ … ⊙ f_{k+1}, and the mean of the
+    /// forget-gate product f_{T-1} ⊙ … ⊙ f_{k+1}. Recorded by the backward kernel and reduced by
+    /// one norm dispatch on the GPU; read back once.
+    pub fn backward_probed(
+        &self,
+        cache: &ForwardCache,
+        grads: &OutputGrads<'_>,
+        accumulate: bool,
+    ) -> Result<(BackwardOutput, GradientProbes)> {
+        let (steps, bh) = (cache.steps, cache.batch * self.config.hidden_size);
+        let gpu = &self.gpu;
+        let probes = gpu.storage_buffer("gradient probes [4, T, B, H]", 4 * steps * bh)?;
+        let out = self.backward_impl(cache, grads, accumulate, Some(&probes))?;
+        let kernels = gpu.kernels()?;
+        let stats = gpu.record("gradient probe norms", |encoder| {
+            let stats = Arc::new(gpu.storage_buffer("probe norms [4·T, 2]", 8 * steps)?);
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            kernels
+                .reduce
+                .encode_row_norms(gpu, &mut pass, &probes, 4 * steps, bh, &stats)?;
+            Ok(Tensor::view(gpu, stats, 0, &[4, steps, 2]))
+        })?;
+        let v = stats.to_vec()?;
+        let column =
+            |row: usize, col: usize| (0..steps).map(|k| v[(row * steps + k) * 2 + col]).collect();
+        Ok((
+            out,
+            GradientProbes {
+                dh_norm: column(0, 0),
+                dc_norm: column(1, 0),
+                path_norm: column(2, 0),
+                forget_product_mean: column(3, 1),
+            },
+        ))
+    }
+
+    fn backward_impl(
+        &self,
+        cache: &ForwardCache,
+        grads: &OutputGrads<'_>,
+        accumulate: bool,
+        probes: Option<&wgpu::Buffer>,
+    ) -> Result<BackwardOutput> {
         let cfg = self.config;
         let (steps, batch) = (cache.steps, cache.batch);
         let (n_h, dirs, layers) = (cfg.hidden_size, cfg.directions(), cfg.num_layers);
@@ -505,6 +574,8 @@ impl Lstm {
             ));
         }
         let state_len = layers * dirs * batch * n_h;
+        let gates_h = cfg.gates() * n_h;
+        let rnn = cfg.cell == Cell::Rnn;
         let bh = batch * n_h;
         let rows = steps * batch;
         let gpu = &self.gpu;
@@ -514,17 +585,30 @@ impl Lstm {
             let no_lengths = gpu.storage_buffer_u32("no lengths", &[])?;
             let lengths_buffer = cache.lengths.as_deref().unwrap_or(&no_lengths);
             let dgates: Vec<wgpu::Buffer> = (0..dirs)
-                .map(|_| gpu.storage_buffer("gate gradients [T, B, 4H]", rows * 4 * n_h))
+                .map(|_| gpu.storage_buffer("gate gradients [T, B, G·H]", rows * gates_h))
                 .collect::<Result<_>>()?;
             let states: Vec<wgpu::Buffer> = (0..layers * dirs)
-                .map(|_| gpu.storage_buffer("backward state [3, B, H]", 3 * bh))
+                .map(|_| gpu.storage_buffer("backward state", STATE_SLOTS * bh))
                 .collect::<Result<_>>()?;
+            let no_probes = gpu.storage_buffer("no probes", 1)?;
             let dh0 = Arc::new(gpu.storage_buffer("dh0 [L·D, B, H]", state_len)?);
             let dc0 = Arc::new(gpu.storage_buffer("dc0 [L·D, B, H]", state_len)?);
 
             let mut encoder = gpu.encoder("lstm backward");
-            // The carries start as dh_n and dc_n.
-            for (slot, src) in [grads.dh_n, grads.dc_n].into_iter().enumerate() {
+            // The kernel reads c_0 from slot 3 of the state.
+            for (i, state) in states.iter().enumerate() {
+                let c0 = ((state_len + i * bh) * 4) as u64;
+                encoder.copy_buffer_to_buffer(
+                    &cache.init,
+                    c0,
+                    state,
+                    (3 * bh * 4) as u64,
+                    (bh * 4) as u64,
+                );
+            }
+            // The carries start as dh_n and dc_n (an RNN has no cell state: dc0 stays zero).
+            let dc_n = if rnn { None } else { grads.dc_n };
+            for (slot, src) in [grads.dh_n, dc_n].into_iter().enumerate() {
                 if let Some(src) = src {
                     for (i, state) in states.iter().enumerate() {
                         let from = src.byte_offset() + (i * bh * 4) as u64;
@@ -576,9 +660,14 @@ impl Lstm {
                         if cache.lengths.is_some() {
                             flags |= LENGTHS;
                         }
+                        let probe_here = probes.is_some() && l == layers - 1 && d == 0;
+                        if probe_here {
+                            flags |= PROBE;
+                        }
                         let params = self.arena.params_buffer();
                         kernels.lstm_step_back.encode(
                             gpu,
+                            cfg.cell,
                             &mut pass,
                             &StepBackDims {
                                 batch: batch as u32,
@@ -589,19 +678,23 @@ impl Lstm {
                                 dy_offset: (dy_offset + d * n_h) as u32,
                                 row_stride: (dirs * n_h) as u32,
                                 col_offset: (d * n_h) as u32,
-                                c_state: (state_len + state_index * bh) as u32,
-                                _pad: [0; 3],
+                                _pad: [0; 4],
                             },
                             &slots,
                             &StepBackBuffers {
                                 params,
                                 gates: &lc.gates[d],
-                                cs: &lc.cs,
+                                // The RNN kernel reads its hidden states where the LSTM reads c.
+                                cs: if rnn { &lc.hs } else { &lc.cs },
                                 dy: &dy,
                                 lengths: lengths_buffer,
-                                init: &cache.init,
                                 dgates: dg,
                                 state: &states[state_index],
+                                probes: if probe_here {
+                                    probes.unwrap_or(&no_probes)
+                                } else {
+                                    &no_probes
+                                },
                             },
                         )?;
                         self.encode_weight_grads(
@@ -614,11 +707,11 @@ impl Lstm {
                             &Gemm {
                                 m: rows,
                                 n: in_size,
-                                k: 4 * n_h,
+                                k: gates_h,
                                 a: Operand {
                                     buffer: dg,
                                     offset: 0,
-                                    stride: 4 * n_h,
+                                    stride: gates_h,
                                     transposed: false,
                                 },
                                 b: Operand {
@@ -714,7 +807,11 @@ impl Lstm {
         let cfg = &self.config;
         let (steps, batch) = (cache.steps, cache.batch);
         let (n_h, dirs) = (cfg.hidden_size, cfg.directions());
-        let (rows, in_size, four_h) = (steps * batch, cfg.layer_input_size(l), 4 * cfg.hidden_size);
+        let (rows, in_size, four_h) = (
+            steps * batch,
+            cfg.layer_input_size(l),
+            cfg.gates() * cfg.hidden_size,
+        );
         let lc = &cache.layers[l];
         let grads = self.arena.grads_buffer();
         let gpu = &self.gpu;

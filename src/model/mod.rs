@@ -5,7 +5,8 @@ mod config;
 mod lstm;
 
 pub use arena::{ClipNorm, ParamArena, ParamView};
-pub use config::{LstmConfig, ParamNames};
+pub use config::{Cell, LstmConfig, ParamNames};
 pub use lstm::{
-    BackwardOutput, DispatchCounts, ForwardCache, ForwardOptions, Lstm, LstmOutput, OutputGrads,
+    BackwardOutput, DispatchCounts, ForwardCache, ForwardOptions, GradientProbes, Lstm, LstmOutput,
+    OutputGrads,
 };

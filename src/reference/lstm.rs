@@ -60,6 +60,10 @@ pub struct LstmGrads {
     pub bias_ih: Vec<f64>,
     /// `[4H]`.
     pub bias_hh: Vec<f64>,
+    /// ∂L/∂h_k for every step k, `[T, B, H]` (the total gradient reaching h_k).
+    pub dh_steps: Vec<f64>,
+    /// ∂L/∂c_k for every step k, `[T, B, H]`.
+    pub dc_steps: Vec<f64>,
 }
 
 /// Runs the LSTM over `x [T, B, I]` from `h0`, `c0` (`[B, H]`, zeros when `None`):
@@ -152,6 +156,8 @@ pub fn lstm_backward(
         weight_hh: vec![0.0; 4 * n_h * n_h],
         bias_ih: vec![0.0; 4 * n_h],
         bias_hh: vec![0.0; 4 * n_h],
+        dh_steps: vec![0.0; steps * bh],
+        dc_steps: vec![0.0; steps * bh],
     };
     // dh, dc: gradients flowing into h_t and c_t from later timesteps.
     let mut dh = dh_n.map_or(vec![0.0; bh], <[f64]>::to_vec);
@@ -174,6 +180,8 @@ pub fn lstm_backward(
                 let dh_t = dy[t * bh + cell] + dh[cell];
                 let tc = c.tanh();
                 let dc_t = dc[cell] + dh_t * o * (1.0 - tc * tc);
+                g.dh_steps[t * bh + cell] = dh_t;
+                g.dc_steps[t * bh + cell] = dc_t;
                 dpre[j] = dc_t * gg * i * (1.0 - i);
                 dpre[n_h + j] = dc_t * c_prev * f * (1.0 - f);
                 dpre[2 * n_h + j] = dc_t * i * (1.0 - gg * gg);

@@ -6,11 +6,13 @@
 mod clip;
 mod lstm;
 mod optim;
+mod rnn;
 mod stack;
 
 pub use clip::{clip_grad_norm, ClipOutcome};
 pub use lstm::{lstm_backward, lstm_forward, LstmForward, LstmGrads, LstmParams};
 pub use optim::{adam_step, sgd_step};
+pub use rnn::{rnn_backward, rnn_forward};
 pub use stack::{stack_backward, stack_forward, StackGrads, StackOutput, StackShape};
 
 pub(crate) fn sigmoid(x: f64) -> f64 {

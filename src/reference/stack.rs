@@ -3,12 +3,16 @@
 //! the reverse direction over those steps reversed. This is the obvious (slow) reading of
 //! PyTorch's `nn.LSTM` with a `PackedSequence`; dropout is not modelled (p = 0).
 
-use super::lstm::{lstm_backward, lstm_forward, LstmParams};
+use super::lstm::{lstm_backward, lstm_forward, LstmForward, LstmGrads, LstmParams};
+use super::rnn::{rnn_backward, rnn_forward};
+use crate::model::Cell;
 use std::collections::HashMap;
 
 /// Shape of a stacked LSTM (PyTorch's options without dropout and layout).
 #[derive(Debug, Clone, Copy)]
 pub struct StackShape {
+    /// LSTM or vanilla RNN.
+    pub cell: Cell,
     /// Input features I.
     pub input_size: usize,
     /// Hidden units H.
@@ -62,7 +66,7 @@ fn layer_params(
 ) -> LstmParams {
     let suffix = if d == 1 { "_reverse" } else { "" };
     let get = |n: &str| params.get(&format!("{n}_l{l}{suffix}")).cloned();
-    let h4 = 4 * shape.hidden_size;
+    let h4 = if shape.cell == Cell::Rnn { 1 } else { 4 } * shape.hidden_size;
     LstmParams {
         input_size: if l == 0 {
             shape.input_size
@@ -180,7 +184,7 @@ fn stack_run(
                 let ld = l * dirs + d;
                 let seq = rows(&input, 1, in_size, 0, len, d == 1);
                 let (hs, cs) = (state(h0, ld, b), state(c0, ld, b));
-                let f = lstm_forward(&p[d], &seq, len, 1, Some(&hs), Some(&cs));
+                let f = forward(shape.cell, &p[d], &seq, len, Some(&hs), Some(&cs));
                 for s in 0..len {
                     let t = if d == 1 { len - 1 - s } else { s };
                     output[t * dh + d * n_h..][..n_h].copy_from_slice(&f.y[s * n_h..][..n_h]);
@@ -213,7 +217,7 @@ fn stack_run(
                     dseq[s * n_h..][..n_h].copy_from_slice(&d_out[t * dh + d * n_h..][..n_h]);
                 }
                 let (dhn, dcn) = (state(dh_n, ld, b), state(dc_n, ld, b));
-                let gr = lstm_backward(&p[d], seq, f, &dseq, Some(&dhn), Some(&dcn));
+                let gr = backward(shape.cell, &p[d], seq, f, &dseq, Some(&dhn), Some(&dcn));
                 for s in 0..len {
                     let t = if d == 1 { len - 1 - s } else { s };
                     for k in 0..in_size {
@@ -243,4 +247,33 @@ fn stack_run(
         }
     }
     (out, grads.map(|_| g))
+}
+
+fn forward(
+    cell: Cell,
+    p: &LstmParams,
+    x: &[f64],
+    steps: usize,
+    h0: Option<&[f64]>,
+    c0: Option<&[f64]>,
+) -> LstmForward {
+    match cell {
+        Cell::Lstm => lstm_forward(p, x, steps, 1, h0, c0),
+        Cell::Rnn => rnn_forward(p, x, steps, 1, h0),
+    }
+}
+
+fn backward(
+    cell: Cell,
+    p: &LstmParams,
+    x: &[f64],
+    f: &LstmForward,
+    dy: &[f64],
+    dh_n: Option<&[f64]>,
+    dc_n: Option<&[f64]>,
+) -> LstmGrads {
+    match cell {
+        Cell::Lstm => lstm_backward(p, x, f, dy, dh_n, dc_n),
+        Cell::Rnn => rnn_backward(p, x, f, dy, dh_n),
+    }
 }

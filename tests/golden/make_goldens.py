@@ -3,8 +3,8 @@
 
     python3 tests/golden/make_goldens.py      # needs torch and safetensors
 
-For each configuration, in tests/golden/<name>/:
-  weights.safetensors      the nn.LSTM state_dict, float32, as safetensors.torch.save_file writes it
+For each configuration (nn.LSTM, and one nn.RNN), in tests/golden/<name>/:
+  weights.safetensors      the module's state_dict, float32, as safetensors.torch.save_file writes it
   input.safetensors        x (and h0, c0, lengths), float32 / int64
   grad_output.safetensors  dy, dh_n, dc_n: the gradients of the loss Σ y·dy + Σ h_n·dh_n + Σ c_n·dc_n
   expected.safetensors     float64 results of PyTorch run in double precision on exactly those
@@ -28,52 +28,72 @@ CONFIGS = {
     "odd_sizes_t1_b1": (13, 7, 1, False, True, False, 1, 1, None, False),
     "long_sequence": (2, 3, 1, False, True, False, 60, 2, None, True),
     "no_bias_batch_first": (4, 5, 2, True, False, True, 3, 2, [3, 2], False),
+    # nn.RNN (tanh): no cell state, so no c0, c_n, dc_n
+    "rnn_bidirectional_varlen": (4, 6, 2, True, True, False, 5, 2, [5, 3], True),
 }
+RNN = {"rnn_bidirectional_varlen"}
 
 
-def run(lstm, x, h0, c0, lengths, batch_first, steps):
-    if lengths is None:
-        return lstm(x, None if h0 is None else (h0, c0))
-    packed = pack_padded_sequence(x, torch.tensor(lengths), batch_first=batch_first, enforce_sorted=False)
-    y, (h_n, c_n) = lstm(packed, None if h0 is None else (h0, c0))
-    y, _ = pad_packed_sequence(y, batch_first=batch_first, total_length=steps)
-    return y, (h_n, c_n)
+def run(module, x, h0, c0, lengths, batch_first, steps):
+    """(y, h_n, c_n) of an nn.LSTM, or (y, h_n, None) of an nn.RNN; y zero past each length."""
+    state = None if h0 is None else (h0 if c0 is None else (h0, c0))
+    if lengths is not None:
+        x = pack_padded_sequence(x, torch.tensor(lengths), batch_first=batch_first, enforce_sorted=False)
+    y, last = module(x, state)
+    if lengths is not None:
+        y, _ = pad_packed_sequence(y, batch_first=batch_first, total_length=steps)
+    return (y, *last) if isinstance(last, tuple) else (y, last, None)
 
 
 def make(name, cfg, seed):
     inp, hid, layers, bidir, bias, bf, steps, batch, lengths, with_state = cfg
     torch.manual_seed(seed)
     dirs = 2 if bidir else 1
-    lstm = torch.nn.LSTM(inp, hid, num_layers=layers, bias=bias, batch_first=bf, bidirectional=bidir)
+    rnn = name in RNN
+    kind = torch.nn.RNN if rnn else torch.nn.LSTM
+    lstm = kind(inp, hid, num_layers=layers, bias=bias, batch_first=bf, bidirectional=bidir)
     xs = (batch, steps, inp) if bf else (steps, batch, inp)
     ys = (batch, steps, dirs * hid) if bf else (steps, batch, dirs * hid)
     ss = (layers * dirs, batch, hid)
     x = torch.randn(xs)
     h0, c0 = (torch.randn(ss) * 0.5, torch.randn(ss)) if with_state else (None, None)
     dy, dh_n, dc_n = torch.randn(ys), torch.randn(ss), torch.randn(ss)
+    if rnn:
+        c0, dc_n = None, None
 
     out = os.path.join(HERE, name)
     os.makedirs(out, exist_ok=True)
     save_file({k: v.contiguous() for k, v in lstm.state_dict().items()}, os.path.join(out, "weights.safetensors"))
     inputs = {"x": x}
     if with_state:
-        inputs.update(h0=h0, c0=c0)
+        inputs["h0"] = h0
+    if c0 is not None:
+        inputs["c0"] = c0
     if lengths is not None:
         inputs["lengths"] = torch.tensor(lengths, dtype=torch.int64)
     save_file(inputs, os.path.join(out, "input.safetensors"))
-    save_file({"dy": dy, "dh_n": dh_n, "dc_n": dc_n}, os.path.join(out, "grad_output.safetensors"))
+    grads = {"dy": dy, "dh_n": dh_n}
+    if dc_n is not None:
+        grads["dc_n"] = dc_n
+    save_file(grads, os.path.join(out, "grad_output.safetensors"))
 
     # The oracle: the same float32 values, computed in float64.
     ref = lstm.double()
     xd = x.double().requires_grad_()
     h0d = h0.double().requires_grad_() if with_state else None
-    c0d = c0.double().requires_grad_() if with_state else None
-    y, (h_n, c_n) = run(ref, xd, h0d, c0d, lengths, bf, steps)
-    loss = (y * dy.double()).sum() + (h_n * dh_n.double()).sum() + (c_n * dc_n.double()).sum()
+    c0d = c0.double().requires_grad_() if c0 is not None else None
+    y, h_n, c_n = run(ref, xd, h0d, c0d, lengths, bf, steps)
+    loss = (y * dy.double()).sum() + (h_n * dh_n.double()).sum()
+    if c_n is not None:
+        loss = loss + (c_n * dc_n.double()).sum()
     loss.backward()
-    exp = {"y": y.detach(), "h_n": h_n.detach(), "c_n": c_n.detach(), "grad.x": xd.grad}
+    exp = {"y": y.detach(), "h_n": h_n.detach(), "grad.x": xd.grad}
+    if c_n is not None:
+        exp["c_n"] = c_n.detach()
     if with_state:
-        exp.update({"grad.h0": h0d.grad, "grad.c0": c0d.grad})
+        exp["grad.h0"] = h0d.grad
+    if c0d is not None:
+        exp["grad.c0"] = c0d.grad
     params = dict(ref.named_parameters())
     for k, p in params.items():
         exp["grad." + k] = p.grad.clone()
@@ -85,7 +105,7 @@ def make(name, cfg, seed):
     for k, p in params.items():
         exp["clipped." + k] = p.grad.clone()
     save_file({k: v.contiguous() for k, v in exp.items()}, os.path.join(out, "expected.safetensors"))
-    print(f"{name}: T={steps} B={batch} I={inp} H={hid} L={layers} D={dirs} bias={bias} "
+    print(f"{name}: {kind.__name__} T={steps} B={batch} I={inp} H={hid} L={layers} D={dirs} bias={bias} "
           f"batch_first={bf} lengths={lengths} |grad|={float(total):.4f}")
 
 

@@ -1,0 +1,128 @@
+// One vanilla-RNN timestep (PyTorch's nn.RNN, tanh) of one layer and direction, fused:
+//
+//     h_t = tanh(xproj[t] + h_prev · W_hhᵀ)      (xproj = x·W_ihᵀ + b_ih + b_hh, hoisted GEMM)
+//
+// The baseline the gradient-flow lab compares the LSTM with. Same bindings, layouts, tiling,
+// directions and variable-length handling as lstm_step.wgsl, with one gate instead of four and
+// no cell state (the cs and gates bindings are unused).
+
+const UNITS: u32 = 16u;
+const BATCH_TILE: u32 = 16u;
+const K_TILE: u32 = 16u;
+const THREADS: u32 = 64u;
+
+const REVERSE: u32 = 2u;
+const LENGTHS: u32 = 4u;
+
+struct Dims {
+    batch: u32,
+    hidden: u32,
+    steps: u32,
+    flags: u32,
+    w_offset: u32,    // element offset of weight_hh [H, H] in the parameter arena
+    cs_slots: u32,
+    row_stride: u32,  // D·H
+    col_offset: u32,  // d·H
+    h_state: u32,     // element offset of this layer and direction's h in init / last
+    c_state: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<uniform> slot: vec4<u32>;
+@group(0) @binding(2) var<storage, read> params: array<f32>;
+@group(0) @binding(3) var<storage, read> xproj: array<f32>;
+@group(0) @binding(4) var<storage, read> lengths: array<u32>;
+@group(0) @binding(5) var<storage, read> init: array<f32>;
+@group(0) @binding(6) var<storage, read_write> hs: array<f32>;
+@group(0) @binding(9) var<storage, read_write> last: array<f32>;
+
+var<workgroup> h_tile: array<f32, 256>; // [BATCH_TILE][K_TILE]
+var<workgroup> w_tile: array<f32, 256>; // [K_TILE][UNITS]
+
+@compute @workgroup_size(64, 1, 1)
+fn rnn_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = slot.x;
+    let batch = dims.batch;
+    let hidden = dims.hidden;
+    let stride = dims.row_stride;
+    let unit0 = wg.x * UNITS;
+    let batch0 = wg.y * BATCH_TILE;
+    let u = li % UNITS;
+    let bg = li / UNITS;
+    let reverse = (dims.flags & REVERSE) != 0u;
+    var has_prev = t > 0u;
+    var t_prev = t - 1u;
+    if (reverse) {
+        has_prev = t + 1u < dims.steps;
+        t_prev = t + 1u;
+    }
+    let is_last = select(t + 1u == dims.steps, t == 0u, reverse);
+
+    var acc = vec4<f32>(0.0); // batch rows bg*4 .. bg*4+3
+    for (var k0 = 0u; k0 < hidden; k0 += K_TILE) {
+        for (var q = 0u; q < 4u; q++) {
+            let e = li + q * THREADS;
+            let r = e / K_TILE;
+            let kk = e % K_TILE;
+            let b = batch0 + r;
+            var v = 0.0;
+            if (b < batch && k0 + kk < hidden) {
+                if (has_prev) {
+                    v = hs[(t_prev * batch + b) * stride + dims.col_offset + k0 + kk];
+                } else {
+                    v = init[dims.h_state + b * hidden + k0 + kk];
+                }
+            }
+            h_tile[e] = v;
+        }
+        for (var q = 0u; q < 4u; q++) {
+            let e = li + q * THREADS;
+            let row = e / K_TILE;
+            let kk = e % K_TILE;
+            let unit = unit0 + row;
+            var v = 0.0;
+            if (unit < hidden && k0 + kk < hidden) {
+                v = params[dims.w_offset + unit * hidden + k0 + kk];
+            }
+            w_tile[kk * UNITS + row] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < K_TILE; kk++) {
+            let w = w_tile[kk * UNITS + u];
+            acc += w * vec4<f32>(
+                h_tile[(bg * 4u) * K_TILE + kk],
+                h_tile[(bg * 4u + 1u) * K_TILE + kk],
+                h_tile[(bg * 4u + 2u) * K_TILE + kk],
+                h_tile[(bg * 4u + 3u) * K_TILE + kk],
+            );
+        }
+        workgroupBarrier();
+    }
+
+    let j = unit0 + u;
+    if (j >= hidden) {
+        return;
+    }
+    for (var r = 0u; r < 4u; r++) {
+        let b = batch0 + bg * 4u + r;
+        if (b >= batch) {
+            break;
+        }
+        var h: f32;
+        if (has_prev) {
+            h = hs[(t_prev * batch + b) * stride + dims.col_offset + j];
+        } else {
+            h = init[dims.h_state + b * hidden + j];
+        }
+        let in_sequence = (dims.flags & LENGTHS) == 0u || t < lengths[b];
+        if (in_sequence) {
+            h = tanh_precise(acc[r] + xproj[(t * batch + b) * hidden + j]);
+        }
+        hs[(t * batch + b) * stride + dims.col_offset + j] = h;
+        if (is_last) {
+            last[dims.h_state + b * hidden + j] = h;
+        }
+    }
+}

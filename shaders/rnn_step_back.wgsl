@@ -1,0 +1,144 @@
+// One vanilla-RNN timestep backward for one layer and direction, fused; the mirror of
+// lstm_step_back.wgsl with one gate:
+//
+//     dh   = dy[t] + dG_next · W_hh + dh_carry
+//     dG_t = dh ⊙ (1 - h_t²),   dh_carry ← 0
+//
+// Padding steps pass dh through (dh_carry += dG_next · W_hh, dG_t = 0). The binding that holds
+// the LSTM's cell states holds the RNN's hidden states hs [T, B, D·H]. H0 mode and the state
+// slots are as in lstm_step_back.wgsl; with PROBE, ∂L/∂h_k goes to probes row 0.
+
+const UNITS: u32 = 16u;
+const BATCH_TILE: u32 = 16u;
+const K_TILE: u32 = 16u;
+const THREADS: u32 = 64u;
+
+const REVERSE: u32 = 2u;
+const LENGTHS: u32 = 4u;
+const PROBE: u32 = 8u;
+const H0_MODE: u32 = 2u;
+
+struct Dims {
+    batch: u32,
+    hidden: u32,
+    steps: u32,
+    flags: u32,
+    w_offset: u32,
+    dy_offset: u32,
+    row_stride: u32,
+    col_offset: u32,
+    _pad3: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<uniform> slot: vec4<u32>;
+@group(0) @binding(2) var<storage, read> params: array<f32>;
+@group(0) @binding(4) var<storage, read> hs: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
+@group(0) @binding(6) var<storage, read> lengths: array<u32>;
+@group(0) @binding(7) var<storage, read_write> dgates: array<f32>;
+@group(0) @binding(8) var<storage, read_write> state: array<f32>;
+@group(0) @binding(9) var<storage, read_write> probes: array<f32>;
+
+var<workgroup> dg_tile: array<f32, 256>; // [BATCH_TILE][K_TILE]
+var<workgroup> w_tile: array<f32, 256>;  // [K_TILE][UNITS]
+
+@compute @workgroup_size(64, 1, 1)
+fn rnn_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let t = slot.x;
+    let h0_mode = (slot.y & H0_MODE) != 0u;
+    let reverse = (dims.flags & REVERSE) != 0u;
+    let batch = dims.batch;
+    let hidden = dims.hidden;
+    let unit0 = wg.x * UNITS;
+    let batch0 = wg.y * BATCH_TILE;
+    let u = li % UNITS;
+    let bg = li / UNITS;
+    let bh = batch * hidden;
+
+    var has_next: bool;
+    var t_next: u32;
+    if (h0_mode) {
+        has_next = true;
+        t_next = select(0u, dims.steps - 1u, reverse);
+    } else if (reverse) {
+        has_next = t > 0u;
+        t_next = t - 1u;
+    } else {
+        has_next = t + 1u < dims.steps;
+        t_next = t + 1u;
+    }
+
+    var acc = vec4<f32>(0.0);
+    if (has_next) {
+        let dg_base = t_next * bh;
+        for (var k0 = 0u; k0 < hidden; k0 += K_TILE) {
+            for (var q = 0u; q < 4u; q++) {
+                let e = li + q * THREADS;
+                let r = e / K_TILE;
+                let kk = e % K_TILE;
+                let b = batch0 + r;
+                var v = 0.0;
+                if (b < batch && k0 + kk < hidden) {
+                    v = dgates[dg_base + b * hidden + k0 + kk];
+                }
+                dg_tile[e] = v;
+            }
+            for (var q = 0u; q < 4u; q++) {
+                let e = li + q * THREADS;
+                let kk = e / UNITS;
+                let unit = unit0 + e % UNITS;
+                var v = 0.0;
+                if (unit < hidden && k0 + kk < hidden) {
+                    v = params[dims.w_offset + (k0 + kk) * hidden + unit];
+                }
+                w_tile[e] = v;
+            }
+            workgroupBarrier();
+            for (var kk = 0u; kk < K_TILE; kk++) {
+                let w = w_tile[kk * UNITS + u];
+                acc += w * vec4<f32>(
+                    dg_tile[(bg * 4u) * K_TILE + kk],
+                    dg_tile[(bg * 4u + 1u) * K_TILE + kk],
+                    dg_tile[(bg * 4u + 2u) * K_TILE + kk],
+                    dg_tile[(bg * 4u + 3u) * K_TILE + kk],
+                );
+            }
+            workgroupBarrier();
+        }
+    }
+
+    let j = unit0 + u;
+    if (j >= hidden) {
+        return;
+    }
+    for (var r = 0u; r < 4u; r++) {
+        let b = batch0 + bg * 4u + r;
+        if (b >= batch) {
+            break;
+        }
+        let cell = b * hidden + j;
+        if (h0_mode) {
+            state[2u * bh + cell] = acc[r] + state[cell];
+            continue;
+        }
+        let grow = (t * batch + b) * hidden + j;
+        let in_sequence = (dims.flags & LENGTHS) == 0u || t < lengths[b];
+        if (!in_sequence) {
+            state[cell] += acc[r];
+            dgates[grow] = 0.0;
+            continue;
+        }
+        let row = (t * batch + b) * dims.row_stride;
+        let dh = dy[dims.dy_offset + row + j] + acc[r] + state[cell];
+        state[cell] = 0.0;
+        let h = hs[row + dims.col_offset + j];
+        dgates[grow] = dh * (1.0 - h * h);
+        if ((dims.flags & PROBE) != 0u) {
+            probes[t * bh + cell] = dh;
+        }
+    }
+}
