@@ -25,6 +25,7 @@ pub mod error;
 pub mod gpu;
 pub mod io;
 pub mod kernels;
+pub mod lab;
 pub mod model;
 pub mod reference;
 pub mod train;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use wgpu_lstm::io::{read_tensors, write_tensors, HostTensor, TensorMap};
+use wgpu_lstm::lab::{run_lab, LabConfig};
 use wgpu_lstm::reference::{self, LstmParams};
 use wgpu_lstm::train::{
     CharCorpus, Checkpoint, OptimizerConfig, Task, TrainConfig, Trainer, ADDING_BASELINE_MSE,
@@ -36,6 +37,9 @@ enum Command {
     Train(TrainArgs),
     /// Generate text from a character-model checkpoint.
     Sample(SampleArgs),
+    /// The lecture's experiment: measure how the gradient of a loss at the last step flows back
+    /// through time in an LSTM and a vanilla RNN; writes a CSV, an SVG plot and a summary.
+    Gradflow(GradflowArgs),
     /// List the GPU adapters wgpu sees, with the limits and features that matter here.
     Devices,
     /// Run forward, backward and gradient clipping on the GPU and check them against the f64
@@ -83,6 +87,12 @@ enum TaskArg {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CellArg {
+    Lstm,
+    Rnn,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum OptimizerArg {
     Sgd,
     Adam,
@@ -103,6 +113,9 @@ struct TrainArgs {
     /// Sequences per batch.
     #[arg(long, default_value_t = 32)]
     batch: usize,
+    /// The recurrent cell: the LSTM, or the vanilla tanh RNN it is compared with.
+    #[arg(long, value_enum, default_value_t = CellArg::Lstm)]
+    cell: CellArg,
     /// Hidden units per layer.
     #[arg(long, default_value_t = 64)]
     hidden: usize,
@@ -177,6 +190,37 @@ struct SampleArgs {
 }
 
 #[derive(clap::Args)]
+struct GradflowArgs {
+    /// Timesteps T.
+    #[arg(long, default_value_t = 100)]
+    seq_len: usize,
+    /// Hidden units of both models.
+    #[arg(long, default_value_t = 32)]
+    hidden: usize,
+    /// Added to the LSTM's forget-gate bias (e.g. 5: gates saturated open).
+    #[arg(long, default_value_t = 0.0)]
+    forget_bias: f32,
+    /// Multiplies the recurrent weights of both models.
+    #[arg(long, default_value_t = 1.0)]
+    recurrent_scale: f32,
+    /// Multiplies the LSTM's output-gate block W_o of weight_hh (the exploding case).
+    #[arg(long, default_value_t = 1.0)]
+    output_gate_scale: f32,
+    /// max_norm of the clipping demonstrated at the end.
+    #[arg(long, default_value_t = 1.0)]
+    clip: f32,
+    /// Seed of weights, inputs and the loss gradient.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder for gradflow.csv, gradflow.svg and summary.txt.
+    #[arg(long, default_value = "gradflow")]
+    out: PathBuf,
+    /// Adapter to use.
+    #[arg(long)]
+    device: Option<String>,
+}
+
+#[derive(clap::Args)]
 struct CheckArgs {
     /// Timesteps T.
     #[arg(long, default_value_t = 50)]
@@ -206,6 +250,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train(&args),
         Command::Sample(args) => sample(&args),
+        Command::Gradflow(args) => gradflow(&args),
         Command::Devices => devices(),
         Command::Check(args) => check(&args),
         Command::Infer(args) => infer(&args),
@@ -536,6 +581,11 @@ fn train(a: &TrainArgs) -> wgpu_lstm::Result<ExitCode> {
                 },
             };
             let config = TrainConfig {
+                cell: if a.cell == CellArg::Rnn {
+                    Cell::Rnn
+                } else {
+                    Cell::Lstm
+                },
                 hidden_size: a.hidden,
                 num_layers: a.layers,
                 batch: a.batch,
@@ -568,7 +618,8 @@ fn train(a: &TrainArgs) -> wgpu_lstm::Result<ExitCode> {
     println!("adapter: {} ({:?})", gpu.info().name, gpu.info().backend);
     println!("task: {task_line}");
     println!(
-        "model: {} layer(s) × {} units, batch {} × {} steps, {} lr {}, clip {}",
+        "model: {:?}, {} layer(s) × {} units, batch {} × {} steps, {} lr {}, clip {}",
+        c.cell,
         c.num_layers,
         c.hidden_size,
         c.batch,
@@ -690,5 +741,30 @@ fn sample(a: &SampleArgs) -> wgpu_lstm::Result<ExitCode> {
         .generate(&tokens, a.length, a.temperature, &mut rng)?;
     let text: String = generated.iter().map(|&t| vocab[t as usize]).collect();
     println!("{prompt}{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gradflow(a: &GradflowArgs) -> wgpu_lstm::Result<ExitCode> {
+    let gpu = Gpu::with_adapter(a.device.as_deref())?;
+    let config = LabConfig {
+        seq_len: a.seq_len,
+        hidden: a.hidden,
+        forget_bias: a.forget_bias,
+        recurrent_scale: a.recurrent_scale,
+        output_gate_scale: a.output_gate_scale,
+        clip: a.clip,
+        seed: a.seed,
+        ..LabConfig::default()
+    };
+    let start = Instant::now();
+    let result = run_lab(&gpu, &config)?;
+    result.write(&a.out)?;
+    print!("{}", result.summary());
+    println!(
+        "\nwrote {0}/gradflow.csv, {0}/gradflow.svg, {0}/summary.txt in {1:.1} s on {2}",
+        a.out.display(),
+        start.elapsed().as_secs_f64(),
+        gpu.info().name
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -258,3 +258,31 @@ fn ctrl_c_saves_a_checkpoint_before_exiting() {
         .contains_key("weight_hh_l0"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn gradflow_writes_csv_svg_and_summary() {
+    let dir = std::env::temp_dir().join(format!("wgpu-lstm-gradflow-{}", std::process::id()));
+    let (code, out, err) = wgpu_lstm(&[
+        "gradflow",
+        "--seq-len",
+        "100",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("RNN hidden") && out.contains("bound factor"),
+        "{out}"
+    );
+    let csv = std::fs::read_to_string(dir.join("gradflow.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 101);
+    assert!(
+        csv.starts_with("k,lstm_dc_norm,lstm_dh_norm,t0_path_norm,forget_product_mean,rnn_dh_norm")
+    );
+    let svg = std::fs::read_to_string(dir.join("gradflow.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("RNN |dL/dh_k|"));
+    assert!(std::fs::read_to_string(dir.join("summary.txt"))
+        .unwrap()
+        .contains("per-step rate"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -13,6 +13,7 @@ use wgpu_lstm::LstmConfig;
 
 fn small_config(optimizer: OptimizerConfig) -> TrainConfig {
     TrainConfig {
+        cell: wgpu_lstm::Cell::Lstm,
         hidden_size: 24,
         num_layers: 1,
         batch: 8,

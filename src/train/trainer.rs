@@ -9,7 +9,7 @@ use crate::gpu::{Gpu, Tensor};
 use crate::io::{
     read_tensors_with_metadata, write_tensors_with_metadata, HostTensor, Metadata, TensorMap,
 };
-use crate::model::LstmConfig;
+use crate::model::{Cell, LstmConfig};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,6 +25,8 @@ pub enum Task {
 /// Everything that defines a training run (and is stored in its checkpoints).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
+    /// LSTM or vanilla RNN.
+    pub cell: Cell,
     /// Hidden units per layer.
     pub hidden_size: usize,
     /// Stacked layers.
@@ -239,6 +241,7 @@ impl Trainer {
         let mut put = |k: &str, v: String| meta.insert(k.to_string(), v);
         put("format", "wgpu-lstm checkpoint 1".into());
         put("step", self.step.to_string());
+        put("cell", format!("{:?}", c.cell));
         put("hidden_size", c.hidden_size.to_string());
         put("num_layers", c.num_layers.to_string());
         put("batch", c.batch.to_string());
@@ -323,7 +326,13 @@ impl Checkpoint {
             "none" => None,
             v => Some(v.parse::<f32>().map_err(|_| bad("clip"))?),
         };
+        let cell = match get("cell")?.as_str() {
+            "Lstm" => Cell::Lstm,
+            "Rnn" => Cell::Rnn,
+            _ => return Err(bad("cell")),
+        };
         let config = TrainConfig {
+            cell,
             hidden_size: num("hidden_size")? as usize,
             num_layers: num("num_layers")? as usize,
             batch: num("batch")? as usize,
