@@ -1,4 +1,14 @@
-// Activation helpers shared by the recurrent kernels (prepended to them by the host).
+// Prelude of the recurrent step kernels (prepended to them by the host): activation helpers and
+// the per-step slot.
+//
+// The timestep (and, backwards, a mode flag) of each dispatch: a uniform read at a dynamic offset,
+// or immediate data where the device has immediates. A struct, as DX12 requires of immediates.
+struct StepSlot {
+    t: u32,
+    mode: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
 //
 // WGSL lets an implementation assume that no NaN or infinity occurs, so builtins such as clamp,
 // min or tanh are not relied on for them: NaN is detected from the bits and passed through,

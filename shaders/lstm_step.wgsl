@@ -46,22 +46,24 @@ struct Dims {
 }
 
 @group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<uniform> slot: vec4<u32>; // x = t (dynamic offset, one slot per step)
-@group(0) @binding(2) var<storage, read> params: array<f32>;
-@group(0) @binding(3) var<storage, read> xproj: array<f32>;
-@group(0) @binding(4) var<storage, read> lengths: array<u32>;
-@group(0) @binding(5) var<storage, read> init: array<f32>;
-@group(0) @binding(6) var<storage, read_write> hs: array<f32>;
-@group(0) @binding(7) var<storage, read_write> cs: array<f32>;
-@group(0) @binding(8) var<storage, read_write> gates: array<f32>;
-@group(0) @binding(9) var<storage, read_write> last: array<f32>;
+// The step index: group 1 alone, at a dynamic offset per step; replaced by immediate data
+// where the device has immediates (see kernels/lstm_step.rs).
+@group(1) @binding(0) var<uniform> slot: StepSlot;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read> xproj: array<f32>;
+@group(0) @binding(3) var<storage, read> lengths: array<u32>;
+@group(0) @binding(4) var<storage, read> init: array<f32>;
+@group(0) @binding(5) var<storage, read_write> hs: array<f32>;
+@group(0) @binding(6) var<storage, read_write> cs: array<f32>;
+@group(0) @binding(7) var<storage, read_write> gates: array<f32>;
+@group(0) @binding(8) var<storage, read_write> last: array<f32>;
 
 var<workgroup> h_tile: array<f32, 256>;  // [BATCH_TILE][K_TILE]
 var<workgroup> w_tile: array<f32, 1024>; // [K_TILE][4 * UNITS], column = gate * UNITS + unit
 
 @compute @workgroup_size(64, 1, 1)
 fn lstm_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let t = slot.x;
+    let t = slot.t;
     let batch = dims.batch;
     let hidden = dims.hidden;
     let stride = dims.row_stride;

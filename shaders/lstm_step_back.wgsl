@@ -46,23 +46,25 @@ struct Dims {
 }
 
 @group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<uniform> slot: vec4<u32>; // x = t, y = H0_MODE or 0 (dynamic offset)
-@group(0) @binding(2) var<storage, read> params: array<f32>;
-@group(0) @binding(3) var<storage, read> gates: array<f32>;
-@group(0) @binding(4) var<storage, read> cs: array<f32>; // [T, B, D·H]
-@group(0) @binding(5) var<storage, read> dy: array<f32>;
-@group(0) @binding(6) var<storage, read> lengths: array<u32>;
-@group(0) @binding(7) var<storage, read_write> dgates: array<f32>;
-@group(0) @binding(8) var<storage, read_write> state: array<f32>;
-@group(0) @binding(9) var<storage, read_write> probes: array<f32>;
+// The step index: group 1 alone, at a dynamic offset per step; replaced by immediate data
+// where the device has immediates (see kernels/lstm_step.rs).
+@group(1) @binding(0) var<uniform> slot: StepSlot;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read> gates: array<f32>;
+@group(0) @binding(3) var<storage, read> cs: array<f32>; // [T, B, D·H]
+@group(0) @binding(4) var<storage, read> dy: array<f32>;
+@group(0) @binding(5) var<storage, read> lengths: array<u32>;
+@group(0) @binding(6) var<storage, read_write> dgates: array<f32>;
+@group(0) @binding(7) var<storage, read_write> state: array<f32>;
+@group(0) @binding(8) var<storage, read_write> probes: array<f32>;
 
 var<workgroup> dg_tile: array<f32, 256>; // [BATCH_TILE][K_TILE]
 var<workgroup> w_tile: array<f32, 256>;  // [K_TILE][UNITS]
 
 @compute @workgroup_size(64, 1, 1)
 fn lstm_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let t = slot.x;
-    let h0_mode = (slot.y & H0_MODE) != 0u;
+    let t = slot.t;
+    let h0_mode = (slot.mode & H0_MODE) != 0u;
     let reverse = (dims.flags & REVERSE) != 0u;
     let batch = dims.batch;
     let hidden = dims.hidden;

@@ -8,6 +8,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use wgpu_lstm::bench::{
+    json as bench_json, measure, table as bench_table, BenchSize, Mode, SMOKE_SIZES, STANDARD_SIZES,
+};
 use wgpu_lstm::io::{read_tensors, write_tensors, HostTensor, TensorMap};
 use wgpu_lstm::lab::{run_lab, LabConfig};
 use wgpu_lstm::reference::{self, LstmParams};
@@ -40,6 +43,9 @@ enum Command {
     /// The lecture's experiment: measure how the gradient of a loss at the last step flows back
     /// through time in an LSTM and a vanilla RNN; writes a CSV, an SVG plot and a summary.
     Gradflow(GradflowArgs),
+    /// Time inference and training (forward + backward + clip) at standard sizes; prints a
+    /// table (or JSON) with ms per call, µs per step, GFLOP/s, dispatches per step and memory.
+    Bench(BenchArgs),
     /// List the GPU adapters wgpu sees, with the limits and features that matter here.
     Devices,
     /// Run forward, backward and gradient clipping on the GPU and check them against the f64
@@ -221,6 +227,29 @@ struct GradflowArgs {
 }
 
 #[derive(clap::Args)]
+struct BenchArgs {
+    /// Sizes as TxBxIxH (repeatable) [default: 100x64x512x512 100x64x1024x1024 100x1x512x512
+    /// 150x16x256x256 25x64x512x512].
+    #[arg(long = "size")]
+    sizes: Vec<String>,
+    /// Tiny sizes for a smoke run on a software rasteriser.
+    #[arg(long)]
+    smoke: bool,
+    /// Timed calls per size and mode (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+    /// Untimed calls first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Print JSON (the schema of benches/pytorch_baseline.py) instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Adapter to use.
+    #[arg(long)]
+    device: Option<String>,
+}
+
+#[derive(clap::Args)]
 struct CheckArgs {
     /// Timesteps T.
     #[arg(long, default_value_t = 50)]
@@ -251,6 +280,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train(&args),
         Command::Sample(args) => sample(&args),
         Command::Gradflow(args) => gradflow(&args),
+        Command::Bench(args) => bench(&args),
         Command::Devices => devices(),
         Command::Check(args) => check(&args),
         Command::Infer(args) => infer(&args),
@@ -766,5 +796,44 @@ fn gradflow(a: &GradflowArgs) -> wgpu_lstm::Result<ExitCode> {
         start.elapsed().as_secs_f64(),
         gpu.info().name
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(a: &BenchArgs) -> wgpu_lstm::Result<ExitCode> {
+    let gpu = Gpu::with_adapter(a.device.as_deref())?;
+    let sizes: Vec<BenchSize> = if !a.sizes.is_empty() {
+        a.sizes
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<_, _>>()?
+    } else if a.smoke {
+        SMOKE_SIZES.to_vec()
+    } else {
+        STANDARD_SIZES.to_vec()
+    };
+    if a.iters == 0 {
+        return Err(wgpu_lstm::Error::Invalid(
+            "--iters must be at least 1".into(),
+        ));
+    }
+    let info = gpu.info();
+    let device = format!("{} ({:?}, {})", info.name, info.backend, info.driver_info);
+    let mut rows = Vec::new();
+    for size in &sizes {
+        for mode in [Mode::Inference, Mode::Training] {
+            let row = measure(&gpu, *size, mode, a.warmup, a.iters)?;
+            if !a.json {
+                eprintln!("{size} {mode}: {:.3} ms", row.ms);
+            }
+            rows.push(row);
+        }
+    }
+    if a.json {
+        print!("{}", bench_json(&device, &rows));
+    } else {
+        println!("device: {device}");
+        println!("GFLOP/s counts forward 2·T·B·4H·(I+H), training 3× that; median of {} calls after {} warm-up\n", a.iters, a.warmup);
+        print!("{}", bench_table(&rows));
+    }
     Ok(ExitCode::SUCCESS)
 }

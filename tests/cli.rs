@@ -286,3 +286,24 @@ fn gradflow_writes_csv_svg_and_summary() {
         .contains("per-step rate"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_smoke_prints_the_table_and_json() {
+    let (code, out, err) = wgpu_lstm(&["bench", "--smoke", "--iters", "2", "--warmup", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("| 16x4x16x32 | training |") && out.contains("GFLOP/s"),
+        "{out}"
+    );
+    // One dispatch per timestep forward, two when training (forward + backward).
+    assert!(out.contains("| 1 (17) |") && out.contains("| 2 ("), "{out}");
+    let (code, json, err) = wgpu_lstm(&["bench", "--size", "3x2x5x7", "--iters", "1", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        json.contains("\"size\": \"3x2x5x7\"") && json.contains("\"mode\": \"training\""),
+        "{json}"
+    );
+    let (code, _, err) = wgpu_lstm(&["bench", "--size", "3x2x5"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("TxBxIxH"), "{err}");
+}

@@ -5,11 +5,15 @@
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use wgpu_lstm::kernels::SHADER_SOURCES;
 
-fn validated(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+fn validated_with(
+    name: &str,
+    source: &str,
+    caps: Capabilities,
+) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{name}: WGSL parse error:\n{}", e.emit_to_string(source)));
     // Default capabilities: what every WebGPU implementation must support.
-    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+    let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
         .unwrap_or_else(|e| panic!("{name}: validation error:\n{}", e.emit_to_string(source)));
     (module, info)
@@ -31,10 +35,38 @@ fn every_shader_is_listed() {
     assert_eq!(files.len(), SHADER_SOURCES.len());
 }
 
+/// Every module, plus the immediate-data variant of the step kernels (used where the device has
+/// immediates), which needs that capability.
+fn variants() -> Vec<(String, String, Capabilities)> {
+    let mut out = Vec::new();
+    for (name, source) in SHADER_SOURCES {
+        out.push((
+            name.to_string(),
+            source.to_string(),
+            Capabilities::default(),
+        ));
+        if source.contains(wgpu_lstm::kernels::SLOT_UNIFORM) {
+            let immediate = wgpu_lstm::kernels::with_immediate_slot(source);
+            out.push((
+                format!("{name} (immediates)"),
+                immediate,
+                Capabilities::IMMEDIATES,
+            ));
+        }
+    }
+    out
+}
+
 #[test]
 fn shaders_validate_and_translate_to_every_backend() {
-    for (name, source) in SHADER_SOURCES {
-        let (module, info) = validated(name, source);
+    let all = variants();
+    assert_eq!(
+        all.iter().filter(|v| v.0.ends_with("(immediates)")).count(),
+        4
+    );
+    for (name, source, caps) in &all {
+        let (name, source) = (name.as_str(), source.as_str());
+        let (module, info) = validated_with(name, source, *caps);
         assert!(!module.entry_points.is_empty(), "{name} has no entry point");
 
         naga::back::spv::write_vec(&module, &info, &Default::default(), None)
@@ -47,7 +79,14 @@ fn shaders_validate_and_translate_to_every_backend() {
         naga::back::msl::write_string(&module, &info, &msl, &Default::default())
             .unwrap_or_else(|e| panic!("{name}: MSL: {e}"));
 
-        let hlsl_options = naga::back::hlsl::Options::default();
+        // wgpu's DX12 backend gives immediates a root-constant register; so does this test.
+        let hlsl_options = naga::back::hlsl::Options {
+            immediates_target: Some(naga::back::hlsl::BindTarget {
+                register: 100,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
         let pipeline = naga::back::hlsl::PipelineOptions::default();
         let mut hlsl = String::new();
         naga::back::hlsl::Writer::new(&mut hlsl, &hlsl_options, &pipeline)

@@ -212,6 +212,29 @@ fn regression_head_gradients_on_the_adding_problem() {
 }
 
 #[test]
+fn rnn_cell_trains_as_an_rnn() {
+    let config = TrainConfig {
+        cell: wgpu_lstm::Cell::Rnn,
+        ..small_config(OptimizerConfig::adam(0.01))
+    };
+    let mut t = Trainer::new(gpu(), config, Task::Adding, 5).unwrap();
+    assert_eq!(t.model().lstm().config().cell, wgpu_lstm::Cell::Rnn);
+    assert_eq!(
+        t.model()
+            .lstm()
+            .params()
+            .view("weight_hh_l0")
+            .unwrap()
+            .shape,
+        vec![24, 24]
+    );
+    for _ in 0..5 {
+        t.step().unwrap();
+    }
+    assert!(t.metrics().unwrap().loss.is_finite());
+}
+
+#[test]
 fn mismatched_batches_are_errors() {
     let model = SequenceModel::new(
         gpu(),

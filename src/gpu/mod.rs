@@ -26,6 +26,8 @@ struct GpuInner {
     kernels: Mutex<Option<Arc<Kernels>>>,
     slots: Mutex<Option<Arc<StepSlots>>>,
     lost: Arc<Mutex<Option<String>>>,
+    /// GPU timestamp queries around every compute pass, when enabled (benchmarks).
+    timer: Mutex<Option<Timer>>,
     /// Held around every device operation on backends whose driver context is not shared
     /// between threads (OpenGL): wgpu's GL backend panics when a thread waits more than a few
     /// seconds for the context, which a long submit on a software rasteriser can hold.
@@ -46,6 +48,13 @@ pub(crate) struct StepSlots {
     pub buffer: wgpu::Buffer,
     pub capacity: u32,
     pub stride: u32,
+}
+
+/// Timestamp queries written at the beginning and end of every compute pass.
+struct Timer {
+    query_set: wgpu::QuerySet,
+    capacity: u32,
+    next: u32,
 }
 
 /// Mode flag of the extra slot (see `lstm_step_back.wgsl`).
@@ -150,7 +159,10 @@ impl Gpu {
             None => find_adapter(wgpu::Backends::PRIMARY, name)
                 .or_else(|_| find_adapter(wgpu::Backends::all(), name))?,
         };
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        // Optional features the engine uses when present: timestamps for benchmarks, immediates
+        // for the per-step index of the recurrent kernels.
+        let features =
+            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::IMMEDIATES);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgpu-lstm"),
             required_features: features,
@@ -192,6 +204,7 @@ impl Gpu {
                 queue,
                 kernels: Mutex::new(None),
                 slots: Mutex::new(None),
+                timer: Mutex::new(None),
                 lost,
             }),
         }
@@ -450,26 +463,34 @@ impl Gpu {
     }
 
     /// Copies `len` f32 values starting at element `offset` of `buffer` back to the host, waiting
-    /// for the GPU. This is the only place the engine waits.
+    /// for the GPU. Reads like this are the only places the engine waits.
     pub(crate) fn read(
         &self,
         buffer: &wgpu::Buffer,
         offset: usize,
         len: usize,
     ) -> Result<Vec<f32>> {
+        let bytes = self.read_bytes(buffer, (offset * 4) as u64, (len * 4) as u64)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+
+    /// Copies `len` bytes from byte `offset` of `buffer` back to the host, waiting for the GPU.
+    fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, len: u64) -> Result<Vec<u8>> {
         if len == 0 {
             return Ok(Vec::new());
         }
-        let bytes = (len * 4) as u64;
         let staging = self.scoped(|| {
             let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback"),
-                size: bytes,
+                size: len,
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
             let mut encoder = self.encoder("readback");
-            encoder.copy_buffer_to_buffer(buffer, (offset * 4) as u64, &staging, 0, bytes);
+            encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, len);
             self.inner.queue.submit([encoder.finish()]);
             Ok(staging)
         })?;
@@ -478,14 +499,7 @@ impl Gpu {
             // The receiver only goes away if we returned early; nothing to report then.
             let _ = sender.send(r);
         });
-        {
-            let _serial = self.inner.serialize.as_ref().map(lock);
-            self.inner
-                .device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::Readback(e.to_string()))?;
-        }
-        self.check_alive()?;
+        self.wait()?;
         match pollster::block_on(receiver.receive()) {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(Error::Readback(e.to_string())),
@@ -496,10 +510,119 @@ impl Gpu {
                 .slice(..)
                 .get_mapped_range()
                 .map_err(|e| Error::Readback(e.to_string()))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            view.to_vec()
         };
         staging.unmap();
         Ok(data)
+    }
+
+    /// Waits until the GPU has finished everything submitted so far.
+    pub fn wait(&self) -> Result<()> {
+        let _serial = self.inner.serialize.as_ref().map(lock);
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        self.check_alive()
+    }
+
+    /// Starts measuring GPU time: every compute pass the engine records from now on writes
+    /// timestamps (up to `passes` passes between two [`Gpu::gpu_time`] calls). Needs the
+    /// adapter's `TIMESTAMP_QUERY` feature, which [`Gpu::new`] enables when present.
+    pub fn enable_timing(&self, passes: u32) -> Result<()> {
+        if !self
+            .inner
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Err(Error::Invalid(
+                "this device has no timestamp queries (feature TIMESTAMP_QUERY)".into(),
+            ));
+        }
+        let capacity = (2 * passes).clamp(2, wgpu::QUERY_SET_MAX_QUERIES);
+        let query_set = self.scoped(|| {
+            Ok(self
+                .inner
+                .device
+                .create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("pass timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: capacity,
+                }))
+        })?;
+        *lock(&self.inner.timer) = Some(Timer {
+            query_set,
+            capacity,
+            next: 0,
+        });
+        Ok(())
+    }
+
+    /// GPU time spent in the compute passes recorded since the last call (waits for them);
+    /// `None` unless [`Gpu::enable_timing`] was called.
+    pub fn gpu_time(&self) -> Result<Option<std::time::Duration>> {
+        let (used, resolve) = {
+            let mut timer = lock(&self.inner.timer);
+            let Some(t) = timer.as_mut() else {
+                return Ok(None);
+            };
+            let used = t.next;
+            t.next = 0;
+            if used == 0 {
+                return Ok(Some(std::time::Duration::ZERO));
+            }
+            let resolve = self.scoped(|| {
+                let resolve = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("timestamps"),
+                    size: used as u64 * 8,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                });
+                let mut encoder = self.encoder("resolve timestamps");
+                encoder.resolve_query_set(&t.query_set, 0..used, &resolve, 0);
+                self.inner.queue.submit([encoder.finish()]);
+                Ok(resolve)
+            })?;
+            (used, resolve)
+        };
+        let bytes = self.read_bytes(&resolve, 0, used as u64 * 8)?;
+        let stamps: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect();
+        let ticks: u64 = stamps
+            .chunks_exact(2)
+            .map(|p| p[1].saturating_sub(p[0]))
+            .sum();
+        let ns = ticks as f64 * self.inner.queue.get_timestamp_period() as f64;
+        Ok(Some(std::time::Duration::from_nanos(ns as u64)))
+    }
+
+    /// A compute pass, timed when timing is enabled.
+    pub(crate) fn compute_pass<'e>(
+        &self,
+        encoder: &'e mut wgpu::CommandEncoder,
+    ) -> wgpu::ComputePass<'e> {
+        let mut timer = lock(&self.inner.timer);
+        let writes = timer.as_mut().and_then(|t| {
+            (t.next + 2 <= t.capacity).then(|| {
+                let begin = t.next;
+                t.next += 2;
+                (begin, &t.query_set)
+            })
+        });
+        match writes {
+            Some((begin, query_set)) => encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set,
+                    beginning_of_pass_write_index: Some(begin),
+                    end_of_pass_write_index: Some(begin + 1),
+                }),
+            }),
+            None => encoder.begin_compute_pass(&Default::default()),
+        }
     }
 }
 

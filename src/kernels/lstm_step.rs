@@ -1,8 +1,8 @@
 //! `lstm_step.wgsl`: one fused forward timestep per dispatch.
 
-use super::{bind_group_dynamic, bind_group_layout, groups, pipeline, Slot};
+use super::{bind_group, bind_group_dynamic, bind_group_layout, groups, step_pipeline, Slot};
 use crate::error::Result;
-use crate::gpu::{Gpu, StepSlots};
+use crate::gpu::{Gpu, StepSlots, H0_MODE};
 use crate::model::Cell;
 
 /// Hidden units per workgroup (all four gate rows of each).
@@ -53,9 +53,13 @@ pub(crate) struct StepBuffers<'a> {
 
 pub(crate) struct LstmStepKernel {
     layout: wgpu::BindGroupLayout,
+    /// Group 1: the per-timestep uniform slot, rebound at every step.
+    slot_layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
     /// The vanilla RNN's kernel, with the same bindings.
     rnn: wgpu::ComputePipeline,
+    /// Whether `slot` is immediate data (else group 1 at a dynamic offset).
+    immediates: bool,
 }
 
 impl LstmStepKernel {
@@ -65,7 +69,6 @@ impl LstmStepKernel {
             "lstm_step",
             &[
                 Slot::Uniform,
-                Slot::DynamicUniform(16),
                 Slot::Read,
                 Slot::Read,
                 Slot::Read,
@@ -76,12 +79,25 @@ impl LstmStepKernel {
                 Slot::ReadWrite,
             ],
         );
-        let rnn = pipeline(device, "rnn_step.wgsl", "rnn_step", &layout);
-        let pipeline = pipeline(device, "lstm_step.wgsl", "lstm_step", &layout);
+        // Where the device has immediates, the timestep goes in immediate data: lavapipe leaks
+        // memory in proportion to the bound buffers when a descriptor set is rebound at every
+        // step, as a dynamic uniform offset needs.
+        let immediates = device.features().contains(wgpu::Features::IMMEDIATES)
+            && device.limits().max_immediate_size >= 16;
+        let slot_layout = bind_group_layout(device, "step slot", &[Slot::DynamicUniform(16)]);
+        let groups: &[&wgpu::BindGroupLayout] = if immediates {
+            &[&layout]
+        } else {
+            &[&layout, &slot_layout]
+        };
+        let rnn = step_pipeline(device, "rnn_step.wgsl", "rnn_step", groups, immediates);
+        let pipeline = step_pipeline(device, "lstm_step.wgsl", "lstm_step", groups, immediates);
         LstmStepKernel {
             layout,
+            slot_layout,
             pipeline,
             rnn,
+            immediates,
         }
     }
 
@@ -103,12 +119,11 @@ impl LstmStepKernel {
         ];
         gpu.check_dispatch("the LSTM step kernel", wg)?;
         let uniform = gpu.uniform("lstm step dims", dims)?;
-        let group = bind_group_dynamic(
+        let group = bind_group(
             gpu.device(),
             &self.layout,
             &[
                 &uniform,
-                &slots.buffer,
                 buffers.params,
                 buffers.xproj,
                 buffers.lengths,
@@ -118,13 +133,14 @@ impl LstmStepKernel {
                 buffers.gates,
                 buffers.last,
             ],
-            1,
-            16,
         );
+        let slot_group =
+            bind_group_dynamic(gpu.device(), &self.slot_layout, &[&slots.buffer], 0, 16);
         pass.set_pipeline(match cell {
             Cell::Lstm => &self.pipeline,
             Cell::Rnn => &self.rnn,
         });
+        pass.set_bind_group(0, &group, &[]);
         let steps = dims.steps as usize;
         for s in 0..steps {
             let t = if dims.flags & REVERSE != 0 {
@@ -132,9 +148,27 @@ impl LstmStepKernel {
             } else {
                 s
             };
-            pass.set_bind_group(0, &group, &[slots.offset(t)]);
+            self.set_slot(pass, &slot_group, slots, t, 0);
             pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
         }
         Ok(())
+    }
+
+    /// Selects timestep `t` (with `mode` flags) for the next dispatch.
+    fn set_slot(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        slot_group: &wgpu::BindGroup,
+        slots: &StepSlots,
+        t: usize,
+        mode: u32,
+    ) {
+        if self.immediates {
+            pass.set_immediates(0, bytemuck::cast_slice(&[t as u32, mode, 0, 0]));
+        } else if mode == H0_MODE {
+            pass.set_bind_group(1, slot_group, &[slots.h0_offset()]);
+        } else {
+            pass.set_bind_group(1, slot_group, &[slots.offset(t)]);
+        }
     }
 }

@@ -2,9 +2,9 @@
 //! dispatch for `dh_0`.
 
 use super::lstm_step::REVERSE;
-use super::{bind_group_dynamic, bind_group_layout, groups, pipeline, Slot};
+use super::{bind_group, bind_group_dynamic, bind_group_layout, groups, step_pipeline, Slot};
 use crate::error::Result;
-use crate::gpu::{Gpu, StepSlots};
+use crate::gpu::{Gpu, StepSlots, H0_MODE};
 use crate::model::Cell;
 
 const UNITS: usize = 16;
@@ -49,9 +49,13 @@ pub(crate) struct StepBackBuffers<'a> {
 
 pub(crate) struct LstmStepBackKernel {
     layout: wgpu::BindGroupLayout,
+    /// Group 1: the per-timestep uniform slot, rebound at every step.
+    slot_layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
     /// The vanilla RNN's kernel, with the same bindings.
     rnn: wgpu::ComputePipeline,
+    /// Whether `slot` is immediate data (else group 1 at a dynamic offset).
+    immediates: bool,
 }
 
 impl LstmStepBackKernel {
@@ -61,7 +65,6 @@ impl LstmStepBackKernel {
             "lstm_step_back",
             &[
                 Slot::Uniform,
-                Slot::DynamicUniform(16),
                 Slot::Read,
                 Slot::Read,
                 Slot::Read,
@@ -72,12 +75,37 @@ impl LstmStepBackKernel {
                 Slot::ReadWrite,
             ],
         );
-        let rnn = pipeline(device, "rnn_step_back.wgsl", "rnn_step_back", &layout);
-        let pipeline = pipeline(device, "lstm_step_back.wgsl", "lstm_step_back", &layout);
+        // Where the device has immediates, the timestep goes in immediate data: lavapipe leaks
+        // memory in proportion to the bound buffers when a descriptor set is rebound at every
+        // step, as a dynamic uniform offset needs.
+        let immediates = device.features().contains(wgpu::Features::IMMEDIATES)
+            && device.limits().max_immediate_size >= 16;
+        let slot_layout = bind_group_layout(device, "step slot", &[Slot::DynamicUniform(16)]);
+        let groups: &[&wgpu::BindGroupLayout] = if immediates {
+            &[&layout]
+        } else {
+            &[&layout, &slot_layout]
+        };
+        let rnn = step_pipeline(
+            device,
+            "rnn_step_back.wgsl",
+            "rnn_step_back",
+            groups,
+            immediates,
+        );
+        let pipeline = step_pipeline(
+            device,
+            "lstm_step_back.wgsl",
+            "lstm_step_back",
+            groups,
+            immediates,
+        );
         LstmStepBackKernel {
             layout,
+            slot_layout,
             pipeline,
             rnn,
+            immediates,
         }
     }
 
@@ -99,12 +127,11 @@ impl LstmStepBackKernel {
         ];
         gpu.check_dispatch("the LSTM backward step kernel", wg)?;
         let uniform = gpu.uniform("lstm step back dims", dims)?;
-        let group = bind_group_dynamic(
+        let group = bind_group(
             gpu.device(),
             &self.layout,
             &[
                 &uniform,
-                &slots.buffer,
                 buffers.params,
                 buffers.gates,
                 buffers.cs,
@@ -114,13 +141,14 @@ impl LstmStepBackKernel {
                 buffers.state,
                 buffers.probes,
             ],
-            1,
-            16,
         );
+        let slot_group =
+            bind_group_dynamic(gpu.device(), &self.slot_layout, &[&slots.buffer], 0, 16);
         pass.set_pipeline(match cell {
             Cell::Lstm => &self.pipeline,
             Cell::Rnn => &self.rnn,
         });
+        pass.set_bind_group(0, &group, &[]);
         let steps = dims.steps as usize;
         for s in 0..steps {
             let t = if dims.flags & REVERSE != 0 {
@@ -128,11 +156,29 @@ impl LstmStepBackKernel {
             } else {
                 steps - 1 - s
             };
-            pass.set_bind_group(0, &group, &[slots.offset(t)]);
+            self.set_slot(pass, &slot_group, slots, t, 0);
             pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
         }
-        pass.set_bind_group(0, &group, &[slots.h0_offset()]);
+        self.set_slot(pass, &slot_group, slots, 0, H0_MODE);
         pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
         Ok(())
+    }
+
+    /// Selects timestep `t` (with `mode` flags) for the next dispatch.
+    fn set_slot(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        slot_group: &wgpu::BindGroup,
+        slots: &StepSlots,
+        t: usize,
+        mode: u32,
+    ) {
+        if self.immediates {
+            pass.set_immediates(0, bytemuck::cast_slice(&[t as u32, mode, 0, 0]));
+        } else if mode == H0_MODE {
+            pass.set_bind_group(1, slot_group, &[slots.h0_offset()]);
+        } else {
+            pass.set_bind_group(1, slot_group, &[slots.offset(t)]);
+        }
     }
 }

@@ -46,6 +46,17 @@ pub const SHADER_SOURCES: &[(&str, &str)] = &[
     ("one_hot.wgsl", include_str!("../../shaders/one_hot.wgsl")),
 ];
 
+/// The per-step uniform declaration of the step kernels (replaced by immediate data where the
+/// device has immediates).
+pub const SLOT_UNIFORM: &str = "@group(1) @binding(0) var<uniform> slot: StepSlot;";
+const SLOT_IMMEDIATE: &str = "var<immediate> slot: StepSlot;";
+
+/// A step kernel's source for devices with immediates: `slot` becomes immediate data, set
+/// with `set_immediates` at each step instead of rebinding a uniform at a dynamic offset.
+pub fn with_immediate_slot(source: &str) -> String {
+    source.replace(SLOT_UNIFORM, SLOT_IMMEDIATE)
+}
+
 fn source(name: &str) -> &'static str {
     SHADER_SOURCES
         .iter()
@@ -138,14 +149,41 @@ pub(crate) fn pipeline(
     entry: &str,
     layout: &wgpu::BindGroupLayout,
 ) -> wgpu::ComputePipeline {
+    pipeline_with_groups(device, file, entry, &[layout])
+}
+
+/// A compute pipeline whose bind group `i` has layout `layouts[i]`.
+pub(crate) fn pipeline_with_groups(
+    device: &wgpu::Device,
+    file: &str,
+    entry: &str,
+    layouts: &[&wgpu::BindGroupLayout],
+) -> wgpu::ComputePipeline {
+    step_pipeline(device, file, entry, layouts, false)
+}
+
+/// A pipeline of a step kernel: with `immediates`, its `slot` is 16 bytes of immediate data and
+/// `layouts` holds group 0 only; else `slot` is the dynamic uniform of group 1.
+pub(crate) fn step_pipeline(
+    device: &wgpu::Device,
+    file: &str,
+    entry: &str,
+    layouts: &[&wgpu::BindGroupLayout],
+    immediates: bool,
+) -> wgpu::ComputePipeline {
+    let code = if immediates {
+        with_immediate_slot(source(file))
+    } else {
+        source(file).to_string()
+    };
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(file),
-        source: wgpu::ShaderSource::Wgsl(source(file).into()),
+        source: wgpu::ShaderSource::Wgsl(code.into()),
     });
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(entry),
-        bind_group_layouts: &[Some(layout)],
-        immediate_size: 0,
+        bind_group_layouts: &layouts.iter().map(|l| Some(*l)).collect::<Vec<_>>(),
+        immediate_size: if immediates { 16 } else { 0 },
     });
     device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(entry),

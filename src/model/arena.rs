@@ -191,15 +191,14 @@ impl ParamArena {
             )));
         }
         let kernels = self.gpu.kernels()?;
-        let result = Arc::new(self.gpu.storage_buffer("clip result", 4)?);
-        let mut encoder = self.gpu.encoder("clip_grad_norm");
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            let flags = if error_if_nonfinite {
-                ERROR_IF_NONFINITE
-            } else {
-                0
-            };
+        let flags = if error_if_nonfinite {
+            ERROR_IF_NONFINITE
+        } else {
+            0
+        };
+        self.gpu.record("clip_grad_norm", |encoder| {
+            let result = Arc::new(self.gpu.storage_buffer("clip result", 4)?);
+            let mut pass = self.gpu.compute_pass(encoder);
             kernels.reduce.encode_clip(
                 &self.gpu,
                 &mut pass,
@@ -209,10 +208,9 @@ impl ParamArena {
                 flags,
                 &result,
             )?;
-        }
-        self.gpu.submit(encoder)?;
-        Ok(ClipNorm {
-            result: Tensor::view(&self.gpu, result, 0, &[3]),
+            Ok(ClipNorm {
+                result: Tensor::view(&self.gpu, result, 0, &[3]),
+            })
         })
     }
 }

@@ -318,7 +318,7 @@ impl Lstm {
             let mut caches = Vec::with_capacity(layers);
             let y;
             {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
+                let mut pass = gpu.compute_pass(&mut encoder);
                 // The time-major input of layer 0.
                 let (mut input, mut input_offset) = if cfg.batch_first {
                     let t = self.sequence_copy(
@@ -527,7 +527,7 @@ impl Lstm {
         let kernels = gpu.kernels()?;
         let stats = gpu.record("gradient probe norms", |encoder| {
             let stats = Arc::new(gpu.storage_buffer("probe norms [4·T, 2]", 8 * steps)?);
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut pass = gpu.compute_pass(encoder);
             kernels
                 .reduce
                 .encode_row_norms(gpu, &mut pass, &probes, 4 * steps, bh, &stats)?;
@@ -624,7 +624,7 @@ impl Lstm {
             }
             let dx;
             {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
+                let mut pass = gpu.compute_pass(&mut encoder);
                 // The time-major gradient of the top layer's output.
                 let (mut dy, mut dy_offset): (Arc<wgpu::Buffer>, usize) = match grads.dy {
                     Some(g) if cfg.batch_first => {

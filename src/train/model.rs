@@ -141,7 +141,7 @@ impl SequenceModel {
                 gpu.record("one-hot", |encoder| {
                     let ids = gpu.storage_buffer_u32("token ids", tokens)?;
                     let x = Arc::new(gpu.storage_buffer("one-hot input", rows * vocab)?);
-                    let mut pass = encoder.begin_compute_pass(&Default::default());
+                    let mut pass = gpu.compute_pass(encoder);
                     kernels
                         .loss
                         .encode_one_hot(gpu, &mut pass, &ids, rows, vocab, &x)?;
@@ -253,7 +253,7 @@ impl SequenceModel {
             let targets = gpu.storage_buffer_u32("targets", &target_bits)?;
             let params = arena.params_buffer();
             let grads = arena.grads_buffer();
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut pass = gpu.compute_pass(encoder);
             let y_rows = Operand {
                 buffer: y.buffer(),
                 offset: y.offset() + first_row * width,
@@ -375,7 +375,7 @@ impl SequenceModel {
         gpu.record("head", |encoder| {
             let logits = Arc::new(gpu.storage_buffer("logits", rows * outputs)?);
             let params = arena.params_buffer();
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut pass = gpu.compute_pass(encoder);
             kernels.gemm.encode(
                 gpu,
                 &mut pass,

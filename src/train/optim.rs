@@ -261,7 +261,7 @@ impl Optimizer {
             .map(|c| c.tensor().buffer().as_ref())
             .unwrap_or(&self.finite);
         self.gpu.record("optimizer step", |encoder| {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut pass = self.gpu.compute_pass(encoder);
             kernels.optim.encode(
                 &self.gpu,
                 &mut pass,

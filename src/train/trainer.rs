@@ -111,6 +111,7 @@ impl Trainer {
             Task::Adding => (InputKind::Features { size: 2 }, OutputKind::Regression, 2),
         };
         let lstm = LstmConfig::new(in_size, config.hidden_size)
+            .with_cell(config.cell)
             .with_layers(config.num_layers)
             .with_seed(config.seed);
         let model = SequenceModel::new(gpu, lstm, input, output)?;
