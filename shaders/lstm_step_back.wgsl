@@ -179,7 +179,11 @@ fn lstm_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
             let tbh = dims.steps * bh;
             var path = state[4u * bh + cell];
             var fprod = state[5u * bh + cell];
-            if (t + 1u == dims.steps) {
+            var final_step = dims.steps;
+            if ((dims.flags & LENGTHS) != 0u) {
+                final_step = lengths[b];
+            }
+            if (t + 1u == final_step) {
                 path = dh * og * (1.0 - tc * tc);
                 fprod = 1.0;
             }

@@ -72,7 +72,7 @@ fn sum_squares(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
             acc.nans = 1u;
         } else if (bits == 0x7f800000u) {
             acc.infs = 1u;
-        } else if (bits != 0u) {
+        } else if (abs(x) > 0.0) { // not `bits != 0`: a denormal flushed to zero would give 0/0
             let ax = abs(x);
             if (ax > acc.scale) {
                 let r = acc.scale / ax;

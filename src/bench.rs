@@ -138,6 +138,9 @@ pub fn measure(
     warmup: usize,
     iters: usize,
 ) -> Result<Measurement> {
+    if iters == 0 {
+        return Err(Error::Invalid("at least one timed call is needed".into()));
+    }
     let lstm = Lstm::new(gpu, LstmConfig::new(size.input, size.hidden))?;
     let (t, b) = (size.steps, size.batch);
     let x = Tensor::from_slice(gpu, &[t, b, size.input], &pseudo_random(t * b * size.input))?;

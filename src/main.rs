@@ -345,6 +345,15 @@ fn check(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
     println!("adapter: {} ({:?})", gpu.info().name, gpu.info().backend);
     let (t, b, n_in, n_h) = (a.seq_len, a.batch, a.input, a.hidden);
     let lstm = Lstm::new(&gpu, LstmConfig::new(n_in, n_h).with_seed(a.seed))?;
+    // The f64 reference runs on the host: keep the problem to what it does in minutes.
+    let work = [t, b, n_in.max(n_h), n_h]
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d));
+    if t == 0 || b == 0 || work.is_none_or(|w| w > 1 << 32) {
+        return Err(wgpu_lstm::Error::Invalid(format!(
+            "check needs T, B ≥ 1 and T·B·max(I,H)·H ≤ 2^32 (the host reference must finish); got T={t} B={b} I={n_in} H={n_h}"
+        )));
+    }
     let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed.wrapping_add(1));
     let mut random =
         |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..=1.0)).collect() };
@@ -355,7 +364,7 @@ fn check(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
     let start = Instant::now();
     let out = lstm.forward_train(&xt, None, None)?;
     let cache = out.cache.as_ref().expect("forward_train keeps a cache");
-    lstm.backward(
+    let back = lstm.backward(
         cache,
         &OutputGrads {
             dy: Some(&dyt),
@@ -407,6 +416,11 @@ fn check(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
     println!("T={t} B={b} I={n_in} H={n_h}: forward, backward, clip in {:.1} ms (wall, readbacks included)", elapsed.as_secs_f64() * 1e3);
     report("y", elementwise(&out.y.to_vec()?, &fwd.y), FORWARD_TOL);
     report(
+        "h_n",
+        elementwise(&out.h_n.to_vec()?, &fwd.h_n),
+        FORWARD_TOL,
+    );
+    report(
         "c_n",
         elementwise(&out.c_n.to_vec()?, &fwd.c_n),
         FORWARD_TOL,
@@ -417,6 +431,9 @@ fn check(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
         &want.bias_ih,
         &want.bias_hh,
     ];
+    report("dx", scaled(&back.dx.to_vec()?, &want.x), GRAD_TOL);
+    report("dh0", scaled(&back.dh0.to_vec()?, &want.h0), GRAD_TOL);
+    report("dc0", scaled(&back.dc0.to_vec()?, &want.c0), GRAD_TOL);
     for ((name, got), w) in names().iter().zip(&grads).zip(wants) {
         report(&format!("d{name}"), scaled(got, w), GRAD_TOL);
     }

@@ -267,3 +267,36 @@ fn backward_shape_errors_name_the_tensor() {
         .expect("wrong dc_n must fail");
     assert!(err.to_string().contains("`dc_n`"), "{err}");
 }
+
+#[test]
+fn cache_is_tied_to_its_model_and_keeps_its_own_copy_of_x() {
+    let (steps, batch, input, hidden) = (4, 2, 3, 5);
+    let a = Lstm::new(gpu(), LstmConfig::new(input, hidden).with_seed(1)).unwrap();
+    let b = Lstm::new(gpu(), LstmConfig::new(input, hidden).with_seed(2)).unwrap();
+    let xv = random(steps * batch * input, 1.0, 3);
+    let x = upload(&[steps, batch, input], &xv);
+    let dy = upload(
+        &[steps, batch, hidden],
+        &random(steps * batch * hidden, 1.0, 4),
+    );
+    let grads = OutputGrads {
+        dy: Some(&dy),
+        ..Default::default()
+    };
+    let cache = a.forward_train(&x, None, None).unwrap().cache.unwrap();
+    let err = b
+        .backward(&cache, &grads, false)
+        .err()
+        .expect("another model's cache must fail");
+    assert!(err.to_string().contains("another model"), "{err}");
+
+    a.backward(&cache, &grads, false).unwrap();
+    let clean = a.params().grad("weight_ih_l0").unwrap();
+    // Overwrite the caller's x between forward and backward: dW_ih must not change.
+    let cache = a.forward_train(&x, None, None).unwrap().cache.unwrap();
+    gpu()
+        .queue()
+        .write_buffer(x.buffer(), 0, bytemuck::cast_slice(&vec![9.0f32; xv.len()]));
+    a.backward(&cache, &grads, false).unwrap();
+    assert_eq!(a.params().grad("weight_ih_l0").unwrap(), clean);
+}

@@ -186,3 +186,40 @@ fn exploding_output_gate_path_is_capped_by_clipping() {
     );
     assert!(r.summary().contains("explodes"), "{}", r.summary());
 }
+
+#[test]
+fn probes_follow_each_sequence_length() {
+    use wgpu_lstm::ForwardOptions;
+    let (steps, batch, input, hidden) = (5, 2, 3, 4);
+    let lstm = Lstm::new(gpu(), LstmConfig::new(input, hidden).with_seed(6)).unwrap();
+    let x = upload(
+        &[steps, batch, input],
+        &random(steps * batch * input, 1.0, 7),
+    );
+    let dh = upload(&[1, batch, hidden], &random(batch * hidden, 1.0, 8));
+    let out = lstm
+        .run(
+            &x,
+            &ForwardOptions {
+                lengths: Some(&[5, 3]),
+                train: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let grads = OutputGrads {
+        dh_n: Some(&dh),
+        ..Default::default()
+    };
+    let (_, p) = lstm
+        .backward_probed(out.cache.as_ref().unwrap(), &grads, false)
+        .unwrap();
+    // Each sequence starts its explicit path at its own last step.
+    assert!(p.path_norm.iter().all(|&v| v > 0.0), "{:?}", p.path_norm);
+    // At k = 2 (the last step of sequence 1) its forget-gate product is 1 for half the entries.
+    assert!(
+        p.forget_product_mean[2] >= 0.5,
+        "{:?}",
+        p.forget_product_mean
+    );
+}

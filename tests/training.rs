@@ -262,3 +262,15 @@ fn mismatched_batches_are_errors() {
         )
         .is_err());
 }
+
+#[test]
+fn batch_first_sequence_models_are_refused() {
+    let config = LstmConfig::new(2, 3).with_batch_first(true);
+    assert!(SequenceModel::new(
+        gpu(),
+        config,
+        InputKind::Features { size: 2 },
+        OutputKind::Regression
+    )
+    .is_err());
+}

@@ -236,18 +236,25 @@ impl Gpu {
     }
 
     /// The pipelines, built on first use and cached for the life of the device.
+    /// Locks are always taken in the order serialize (inside `scoped`) → kernels / slots / timer.
     pub(crate) fn kernels(&self) -> Result<Arc<Kernels>> {
-        let mut slot = lock(&self.inner.kernels);
-        if let Some(k) = slot.as_ref() {
-            return Ok(k.clone());
-        }
-        let kernels = Arc::new(self.scoped(|| Ok(Kernels::new(&self.inner.device)))?);
-        *slot = Some(kernels.clone());
-        Ok(kernels)
+        self.scoped(|| {
+            let mut slot = lock(&self.inner.kernels);
+            if let Some(k) = slot.as_ref() {
+                return Ok(k.clone());
+            }
+            let kernels = Arc::new(Kernels::new(&self.inner.device));
+            *slot = Some(kernels.clone());
+            Ok(kernels)
+        })
     }
 
     /// Step slots for sequences of at least `steps` timesteps; grows (doubling) when needed.
     pub(crate) fn step_slots(&self, steps: usize) -> Result<Arc<StepSlots>> {
+        self.scoped(|| self.step_slots_locked(steps))
+    }
+
+    fn step_slots_locked(&self, steps: usize) -> Result<Arc<StepSlots>> {
         let mut slot = lock(&self.inner.slots);
         if let Some(s) = slot.as_ref() {
             if s.capacity as usize >= steps {
@@ -261,6 +268,15 @@ impl Gpu {
             .min_uniform_buffer_offset_alignment
             .max(16);
         let bytes = (capacity as u64 + 1) * stride as u64;
+        if bytes > u32::MAX as u64 {
+            // Dynamic offsets are u32.
+            return Err(Error::Limit {
+                what: format!("{steps} timesteps of per-step uniform slots"),
+                limit: "dynamic offsets (u32)",
+                needed: bytes,
+                available: u32::MAX as u64,
+            });
+        }
         self.check_buffer_size("the per-timestep uniform slots", bytes, false)?;
         let words_per_slot = stride as usize / 4;
         let mut data = vec![0u32; (capacity + 1) * words_per_slot];
@@ -268,16 +284,14 @@ impl Gpu {
             data[t * words_per_slot] = t as u32;
         }
         data[capacity * words_per_slot + 1] = H0_MODE;
-        let buffer = self.scoped(|| {
-            Ok(wgpu::util::DeviceExt::create_buffer_init(
-                &self.inner.device,
-                &wgpu::util::BufferInitDescriptor {
-                    label: Some("step slots"),
-                    contents: bytemuck::cast_slice(&data),
-                    usage: wgpu::BufferUsages::UNIFORM,
-                },
-            ))
-        })?;
+        let buffer = wgpu::util::DeviceExt::create_buffer_init(
+            &self.inner.device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("step slots"),
+                contents: bytemuck::cast_slice(&data),
+                usage: wgpu::BufferUsages::UNIFORM,
+            },
+        );
         let slots = Arc::new(StepSlots {
             buffer,
             capacity: capacity as u32,
@@ -562,7 +576,8 @@ impl Gpu {
     /// GPU time spent in the compute passes recorded since the last call (waits for them);
     /// `None` unless [`Gpu::enable_timing`] was called.
     pub fn gpu_time(&self) -> Result<Option<std::time::Duration>> {
-        let (used, resolve) = {
+        // Resolve inside the scope: locks in the order serialize → timer.
+        let resolved = self.scoped(|| {
             let mut timer = lock(&self.inner.timer);
             let Some(t) = timer.as_mut() else {
                 return Ok(None);
@@ -570,21 +585,23 @@ impl Gpu {
             let used = t.next;
             t.next = 0;
             if used == 0 {
-                return Ok(Some(std::time::Duration::ZERO));
+                return Ok(Some(None));
             }
-            let resolve = self.scoped(|| {
-                let resolve = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("timestamps"),
-                    size: used as u64 * 8,
-                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                    mapped_at_creation: false,
-                });
-                let mut encoder = self.encoder("resolve timestamps");
-                encoder.resolve_query_set(&t.query_set, 0..used, &resolve, 0);
-                self.inner.queue.submit([encoder.finish()]);
-                Ok(resolve)
-            })?;
-            (used, resolve)
+            let resolve = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps"),
+                size: used as u64 * 8,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let mut encoder = self.encoder("resolve timestamps");
+            encoder.resolve_query_set(&t.query_set, 0..used, &resolve, 0);
+            self.inner.queue.submit([encoder.finish()]);
+            Ok(Some(Some((used, resolve))))
+        })?;
+        let (used, resolve) = match resolved {
+            None => return Ok(None),
+            Some(None) => return Ok(Some(std::time::Duration::ZERO)),
+            Some(Some(r)) => r,
         };
         let bytes = self.read_bytes(&resolve, 0, used as u64 * 8)?;
         let stamps: Vec<u64> = bytes

@@ -26,7 +26,7 @@ impl std::fmt::Debug for Tensor {
 impl Tensor {
     /// Uploads `data` (row-major, `shape.iter().product()` values) to a new buffer.
     pub fn from_slice(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Tensor> {
-        let len: usize = shape.iter().product();
+        let len = element_count(shape)?;
         if data.len() != len {
             return Err(Error::Invalid(format!(
                 "shape {} holds {len} values but {} were given",
@@ -40,7 +40,7 @@ impl Tensor {
 
     /// A new tensor of zeros.
     pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
-        let len: usize = shape.iter().product();
+        let len = element_count(shape)?;
         let buffer = gpu.storage_buffer("tensor", len)?;
         Ok(Tensor::view(gpu, Arc::new(buffer), 0, shape))
     }
@@ -60,8 +60,8 @@ impl Tensor {
                 buffer.usage()
             )));
         }
-        let len: usize = shape.iter().product();
-        let end = ((offset + len) * 4) as u64;
+        let len = element_count(shape)?;
+        let end = (offset as u64).saturating_add(len as u64).saturating_mul(4);
         if end > buffer.size() {
             return Err(Error::Invalid(format!(
                 "a tensor of shape {} at element {offset} needs {end} bytes; the buffer has {}",
@@ -135,6 +135,14 @@ impl Tensor {
     pub(crate) fn byte_len(&self) -> u64 {
         (self.len() * 4) as u64
     }
+}
+
+/// The number of elements of `shape`, or an error if it overflows.
+fn element_count(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| Error::Invalid(format!("shape {} has too many elements", fmt_shape(shape))))
 }
 
 /// Fails with [`Error::Shape`] naming `name` unless `given == expected`.

@@ -26,6 +26,11 @@ impl LstmConfig {
             });
         }
         let hidden = w_hh[1];
+        if hidden > 1 << 20 {
+            return Err(Error::Invalid(format!(
+                "weight_hh_l0 has {hidden} columns: hidden_size too large"
+            )));
+        }
         // weight_hh has 4H rows in an nn.LSTM (gates i, f, g, o) and H rows in an nn.RNN.
         let cell = match w_hh[0] {
             rows if rows == 4 * hidden => Cell::Lstm,

@@ -50,7 +50,13 @@ impl ParamArena {
                 offset: len,
                 shape: shape.clone(),
             };
-            len += view.len();
+            len = shape
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .and_then(|n| len.checked_add(n))
+                .ok_or_else(|| {
+                    Error::Invalid(format!("tensor `{name}` {} is too large", fmt_shape(shape)))
+                })?;
             views.push(view);
         }
         Ok(ParamArena {

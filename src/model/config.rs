@@ -131,6 +131,15 @@ impl LstmConfig {
                 self.input_size, self.hidden_size, self.num_layers
             )));
         }
+        // Bounds that keep every size product far from overflow; the device's buffer limits
+        // are far tighter in practice and are checked where buffers are made.
+        const MAX: usize = 1 << 20;
+        if self.input_size > MAX || self.hidden_size > MAX || self.num_layers > 1024 {
+            return Err(Error::Invalid(format!(
+                "sizes too large: input_size {}, hidden_size {} (at most {MAX}), num_layers {} (at most 1024)",
+                self.input_size, self.hidden_size, self.num_layers
+            )));
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::Invalid(format!(
                 "dropout must be in [0, 1), got {}",

@@ -52,6 +52,9 @@ pub struct LstmOutput {
 
 /// The activations a training forward pass keeps on the GPU for [`Lstm::backward`].
 pub struct ForwardCache {
+    /// The model that made it (its parameter buffer) and its configuration.
+    model: usize,
+    config: LstmConfig,
     steps: usize,
     batch: usize,
     layers: Vec<LayerCache>,
@@ -316,6 +319,14 @@ impl Lstm {
                 }
             }
             let mut caches = Vec::with_capacity(layers);
+            // Training keeps its own copy of x: the caller may reuse its buffer before backward.
+            let x_copy = if train && !cfg.batch_first {
+                let copy = Arc::new(gpu.storage_buffer("x kept for backward", x.len())?);
+                encoder.copy_buffer_to_buffer(x.buffer(), x.byte_offset(), &copy, 0, x.byte_len());
+                Some(copy)
+            } else {
+                None
+            };
             let y;
             {
                 let mut pass = gpu.compute_pass(&mut encoder);
@@ -332,6 +343,8 @@ impl Lstm {
                         None,
                     )?;
                     (t, 0)
+                } else if let Some(copy) = x_copy {
+                    (copy, 0)
                 } else {
                     (x.buffer().clone(), x.offset())
                 };
@@ -481,6 +494,8 @@ impl Lstm {
                 h_n: Tensor::view(gpu, last.clone(), 0, &state_shape),
                 c_n: Tensor::view(gpu, last, state_len, &state_shape),
                 cache: train.then(|| ForwardCache {
+                    model: self.id(),
+                    config: cfg,
                     steps,
                     batch,
                     layers: caches,
@@ -568,9 +583,10 @@ impl Lstm {
         }
         self.check_state(grads.dh_n, "dh_n", batch)?;
         self.check_state(grads.dc_n, "dc_n", batch)?;
-        if cache.layers.len() != layers {
+        if cache.model != self.id() || cache.config != cfg {
             return Err(Error::Invalid(
-                "the forward cache comes from another model".into(),
+                "the forward cache comes from another model (or the model's configuration changed)"
+                    .into(),
             ));
         }
         let state_len = layers * dirs * batch * n_h;
@@ -936,6 +952,11 @@ impl Lstm {
             },
         )?;
         Ok(dst)
+    }
+
+    /// Identifies this model: the address of its parameter buffer.
+    fn id(&self) -> usize {
+        Arc::as_ptr(self.arena.params_buffer()) as usize
     }
 
     fn offsets(&self, layer: usize, direction: usize) -> Result<Offsets> {

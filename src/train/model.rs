@@ -85,6 +85,11 @@ impl SequenceModel {
             InputKind::Tokens { vocab } => vocab,
             InputKind::Features { size } => size,
         };
+        if config.batch_first {
+            return Err(Error::Invalid(
+                "SequenceModel builds time-major batches: use batch_first = false".into(),
+            ));
+        }
         if in_size != config.input_size {
             return Err(Error::Invalid(format!(
                 "the LSTM's input_size {} does not match the input encoding's {in_size}",
@@ -426,7 +431,7 @@ impl SequenceModel {
                 "temperature must be ≥ 0, got {temperature}"
             )));
         }
-        let mut out = Vec::with_capacity(length);
+        let mut out = Vec::new();
         let mut state: Option<(Tensor, Tensor)> = None;
         let mut feed = prompt.to_vec();
         for _ in 0..length {

@@ -91,6 +91,21 @@ impl Trainer {
                 "batch, seq-len and the metrics interval must be at least 1".into(),
             ));
         }
+        // Host-side batches are built in memory: keep them (and the metrics ring) sane.
+        let tokens = config.batch.checked_mul(config.seq_len);
+        if tokens.is_none_or(|n| n > 1 << 26) || metrics_every > 1 << 20 {
+            return Err(Error::Invalid(format!(
+                "batch × seq-len = {} × {} (at most 2^26 tokens per step) or metrics interval {metrics_every} (at most 2^20) too large",
+                config.batch, config.seq_len
+            )));
+        }
+        if let Task::Chars(c) = &task {
+            if c.tokens.len() < 2 || c.vocab.is_empty() {
+                return Err(Error::Invalid(
+                    "the text needs at least 2 characters".into(),
+                ));
+            }
+        }
         if let Some(c) = config.clip {
             if !(c.is_finite() && c > 0.0) {
                 return Err(Error::Invalid(format!(
