@@ -58,8 +58,8 @@ struct Dims {
 @group(0) @binding(7) var<storage, read_write> gates: array<f32>;
 @group(0) @binding(8) var<storage, read_write> last: array<f32>;
 
-var<workgroup> h_tile: array<f32, 256>;  // [BATCH_TILE][K_TILE]
-var<workgroup> w_tile: array<f32, 1024>; // [K_TILE][4 * UNITS], column = gate * UNITS + unit
+var<workgroup> h_tile: array<f32, BATCH_TILE * K_TILE>;  // [BATCH_TILE][K_TILE]
+var<workgroup> w_tile: array<f32, 4u * UNITS * K_TILE>; // [K_TILE][4 * UNITS], column = gate * UNITS + unit
 
 @compute @workgroup_size(64, 1, 1)
 fn lstm_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -84,8 +84,7 @@ fn lstm_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     var acc: array<vec4<f32>, 4>; // acc[r] = (i, f, g, o) pre-activations for batch row bg*4+r
 
     for (var k0 = 0u; k0 < hidden; k0 += K_TILE) {
-        for (var q = 0u; q < 4u; q++) {
-            let e = li + q * THREADS;
+        for (var e = li; e < BATCH_TILE * K_TILE; e += THREADS) {
             let r = e / K_TILE;
             let kk = e % K_TILE;
             let b = batch0 + r;
@@ -99,8 +98,7 @@ fn lstm_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
             }
             h_tile[e] = v;
         }
-        for (var q = 0u; q < 16u; q++) {
-            let e = li + q * THREADS;
+        for (var e = li; e < 4u * UNITS * K_TILE; e += THREADS) {
             let row = e / K_TILE; // gate * UNITS + unit
             let kk = e % K_TILE;
             let gate = row / UNITS;

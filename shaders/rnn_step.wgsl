@@ -40,8 +40,8 @@ struct Dims {
 @group(0) @binding(5) var<storage, read_write> hs: array<f32>;
 @group(0) @binding(8) var<storage, read_write> last: array<f32>;
 
-var<workgroup> h_tile: array<f32, 256>; // [BATCH_TILE][K_TILE]
-var<workgroup> w_tile: array<f32, 256>; // [K_TILE][UNITS]
+var<workgroup> h_tile: array<f32, BATCH_TILE * K_TILE>; // [BATCH_TILE][K_TILE]
+var<workgroup> w_tile: array<f32, K_TILE * UNITS>; // [K_TILE][UNITS]
 
 @compute @workgroup_size(64, 1, 1)
 fn rnn_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -64,8 +64,7 @@ fn rnn_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 
     var acc = vec4<f32>(0.0); // batch rows bg*4 .. bg*4+3
     for (var k0 = 0u; k0 < hidden; k0 += K_TILE) {
-        for (var q = 0u; q < 4u; q++) {
-            let e = li + q * THREADS;
+        for (var e = li; e < BATCH_TILE * K_TILE; e += THREADS) {
             let r = e / K_TILE;
             let kk = e % K_TILE;
             let b = batch0 + r;
@@ -79,8 +78,7 @@ fn rnn_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
             }
             h_tile[e] = v;
         }
-        for (var q = 0u; q < 4u; q++) {
-            let e = li + q * THREADS;
+        for (var e = li; e < K_TILE * UNITS; e += THREADS) {
             let row = e / K_TILE;
             let kk = e % K_TILE;
             let unit = unit0 + row;

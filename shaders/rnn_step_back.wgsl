@@ -45,8 +45,8 @@ struct Dims {
 @group(0) @binding(7) var<storage, read_write> state: array<f32>;
 @group(0) @binding(8) var<storage, read_write> probes: array<f32>;
 
-var<workgroup> dg_tile: array<f32, 256>; // [BATCH_TILE][K_TILE]
-var<workgroup> w_tile: array<f32, 256>;  // [K_TILE][UNITS]
+var<workgroup> dg_tile: array<f32, BATCH_TILE * K_TILE>; // [BATCH_TILE][K_TILE]
+var<workgroup> w_tile: array<f32, K_TILE * UNITS>;  // [K_TILE][UNITS]
 
 @compute @workgroup_size(64, 1, 1)
 fn rnn_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -78,8 +78,7 @@ fn rnn_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     if (has_next) {
         let dg_base = t_next * bh;
         for (var k0 = 0u; k0 < hidden; k0 += K_TILE) {
-            for (var q = 0u; q < 4u; q++) {
-                let e = li + q * THREADS;
+            for (var e = li; e < BATCH_TILE * K_TILE; e += THREADS) {
                 let r = e / K_TILE;
                 let kk = e % K_TILE;
                 let b = batch0 + r;
@@ -89,8 +88,7 @@ fn rnn_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
                 }
                 dg_tile[e] = v;
             }
-            for (var q = 0u; q < 4u; q++) {
-                let e = li + q * THREADS;
+            for (var e = li; e < K_TILE * UNITS; e += THREADS) {
                 let kk = e / UNITS;
                 let unit = unit0 + e % UNITS;
                 var v = 0.0;

@@ -46,12 +46,24 @@ fn variants() -> Vec<(String, String, Capabilities)> {
             Capabilities::default(),
         ));
         if source.contains(wgpu_lstm::kernels::SLOT_UNIFORM) {
-            let immediate = wgpu_lstm::kernels::with_immediate_slot(source);
+            use wgpu_lstm::kernels::{with_immediate_slot, with_narrow_tiles, WIDE_TILES};
+            assert!(
+                source.contains(WIDE_TILES),
+                "{name}: tile constants not found"
+            );
+            let immediate = with_immediate_slot(source);
+            let caps = Capabilities::IMMEDIATES;
             out.push((
-                format!("{name} (immediates)"),
-                immediate,
-                Capabilities::IMMEDIATES,
+                format!("{name} (narrow)"),
+                with_narrow_tiles(source),
+                Capabilities::default(),
             ));
+            out.push((
+                format!("{name} (narrow, immediates)"),
+                with_narrow_tiles(&immediate),
+                caps,
+            ));
+            out.push((format!("{name} (immediates)"), immediate, caps));
         }
     }
     out
@@ -61,8 +73,8 @@ fn variants() -> Vec<(String, String, Capabilities)> {
 fn shaders_validate_and_translate_to_every_backend() {
     let all = variants();
     assert_eq!(
-        all.iter().filter(|v| v.0.ends_with("(immediates)")).count(),
-        4
+        all.iter().filter(|v| v.0.ends_with("immediates)")).count(),
+        8
     );
     for (name, source, caps) in &all {
         let (name, source) = (name.as_str(), source.as_str());

@@ -176,3 +176,37 @@ fn saves_atomically_and_keeps_the_old_file_on_failure() {
     assert_eq!(back.state_dict().unwrap(), lstm.state_dict().unwrap());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The committed regression cases of the fuzzer and of hand-made hostile files: each is refused
+/// with an error (the loader, the checkpoint reader and `infer` alike), never a panic.
+#[test]
+fn hostile_files_are_refused_with_errors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 14, "{cases:?}");
+    for case in cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let loaded = Lstm::load(gpu(), &case, false);
+        assert!(loaded.is_err(), "{name}: loaded as a model");
+        assert!(
+            wgpu_lstm::train::Checkpoint::read(&case, None).is_err(),
+            "{name}: read as a checkpoint"
+        );
+        // The tensors of a file that parses must still be rejected where they are used.
+        if let Ok(map) = read_tensors(&case) {
+            for (k, t) in &map {
+                if k == "lengths" {
+                    assert!(
+                        t.as_indices(k).is_err(),
+                        "{name}: negative lengths accepted"
+                    );
+                }
+            }
+        }
+        eprintln!("{name}: {}", loaded.err().unwrap());
+    }
+}

@@ -1,14 +1,11 @@
 //! `lstm_step.wgsl`: one fused forward timestep per dispatch.
 
-use super::{bind_group, bind_group_dynamic, bind_group_layout, groups, step_pipeline, Slot};
+use super::{
+    bind_group, bind_group_dynamic, bind_group_layout, groups, step_pipeline, Slot, NARROW, WIDE,
+};
 use crate::error::Result;
 use crate::gpu::{Gpu, StepSlots, H0_MODE};
 use crate::model::Cell;
-
-/// Hidden units per workgroup (all four gate rows of each).
-const UNITS: usize = 16;
-/// Batch rows per workgroup.
-const BATCH_TILE: usize = 16;
 
 /// Bit in [`StepDims::flags`]: keep the activated gates for the backward pass.
 pub(crate) const STORE_GATES: u32 = 1;
@@ -58,6 +55,9 @@ pub(crate) struct LstmStepKernel {
     pipeline: wgpu::ComputePipeline,
     /// The vanilla RNN's kernel, with the same bindings.
     rnn: wgpu::ComputePipeline,
+    /// Both, tiled for batches of at most 4 (see `with_narrow_tiles`).
+    narrow: wgpu::ComputePipeline,
+    rnn_narrow: wgpu::ComputePipeline,
     /// Whether `slot` is immediate data (else group 1 at a dynamic offset).
     immediates: bool,
 }
@@ -90,13 +90,24 @@ impl LstmStepKernel {
         } else {
             &[&layout, &slot_layout]
         };
-        let rnn = step_pipeline(device, "rnn_step.wgsl", "rnn_step", groups, immediates);
-        let pipeline = step_pipeline(device, "lstm_step.wgsl", "lstm_step", groups, immediates);
+        let make = |file: &str, entry: &str, narrow: bool| {
+            step_pipeline(device, file, entry, groups, immediates, narrow)
+        };
+        let (rnn, pipeline) = (
+            make("rnn_step.wgsl", "rnn_step", false),
+            make("lstm_step.wgsl", "lstm_step", false),
+        );
+        let (rnn_narrow, narrow) = (
+            make("rnn_step.wgsl", "rnn_step", true),
+            make("lstm_step.wgsl", "lstm_step", true),
+        );
         LstmStepKernel {
             layout,
             slot_layout,
             pipeline,
             rnn,
+            narrow,
+            rnn_narrow,
             immediates,
         }
     }
@@ -112,9 +123,11 @@ impl LstmStepKernel {
         slots: &StepSlots,
         buffers: &StepBuffers<'_>,
     ) -> Result<()> {
+        let narrow = dims.batch as usize <= NARROW.1;
+        let (units, rows) = if narrow { NARROW } else { WIDE };
         let wg = [
-            groups(dims.hidden as usize, UNITS),
-            groups(dims.batch as usize, BATCH_TILE),
+            groups(dims.hidden as usize, units),
+            groups(dims.batch as usize, rows),
             1,
         ];
         gpu.check_dispatch("the LSTM step kernel", wg)?;
@@ -136,9 +149,11 @@ impl LstmStepKernel {
         );
         let slot_group =
             bind_group_dynamic(gpu.device(), &self.slot_layout, &[&slots.buffer], 0, 16);
-        pass.set_pipeline(match cell {
-            Cell::Lstm => &self.pipeline,
-            Cell::Rnn => &self.rnn,
+        pass.set_pipeline(match (cell, narrow) {
+            (Cell::Lstm, false) => &self.pipeline,
+            (Cell::Rnn, false) => &self.rnn,
+            (Cell::Lstm, true) => &self.narrow,
+            (Cell::Rnn, true) => &self.rnn_narrow,
         });
         pass.set_bind_group(0, &group, &[]);
         let steps = dims.steps as usize;

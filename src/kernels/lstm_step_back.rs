@@ -2,18 +2,17 @@
 //! dispatch for `dh_0`.
 
 use super::lstm_step::REVERSE;
-use super::{bind_group, bind_group_dynamic, bind_group_layout, groups, step_pipeline, Slot};
+use super::{
+    bind_group, bind_group_dynamic, bind_group_layout, groups, step_pipeline, Slot, NARROW, WIDE,
+};
 use crate::error::Result;
 use crate::gpu::{Gpu, StepSlots, H0_MODE};
 use crate::model::Cell;
-
-const UNITS: usize = 16;
 
 /// Slots of `[B, H]` in the backward state buffer.
 pub(crate) const STATE_SLOTS: usize = 6;
 /// Flag: record the per-step gradient probes.
 pub(crate) const PROBE: u32 = 8;
-const BATCH_TILE: usize = 16;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -54,6 +53,9 @@ pub(crate) struct LstmStepBackKernel {
     pipeline: wgpu::ComputePipeline,
     /// The vanilla RNN's kernel, with the same bindings.
     rnn: wgpu::ComputePipeline,
+    /// Both, tiled for batches of at most 4 (see `with_narrow_tiles`).
+    narrow: wgpu::ComputePipeline,
+    rnn_narrow: wgpu::ComputePipeline,
     /// Whether `slot` is immediate data (else group 1 at a dynamic offset).
     immediates: bool,
 }
@@ -86,25 +88,24 @@ impl LstmStepBackKernel {
         } else {
             &[&layout, &slot_layout]
         };
-        let rnn = step_pipeline(
-            device,
-            "rnn_step_back.wgsl",
-            "rnn_step_back",
-            groups,
-            immediates,
+        let make = |file: &str, entry: &str, narrow: bool| {
+            step_pipeline(device, file, entry, groups, immediates, narrow)
+        };
+        let (rnn, pipeline) = (
+            make("rnn_step_back.wgsl", "rnn_step_back", false),
+            make("lstm_step_back.wgsl", "lstm_step_back", false),
         );
-        let pipeline = step_pipeline(
-            device,
-            "lstm_step_back.wgsl",
-            "lstm_step_back",
-            groups,
-            immediates,
+        let (rnn_narrow, narrow) = (
+            make("rnn_step_back.wgsl", "rnn_step_back", true),
+            make("lstm_step_back.wgsl", "lstm_step_back", true),
         );
         LstmStepBackKernel {
             layout,
             slot_layout,
             pipeline,
             rnn,
+            narrow,
+            rnn_narrow,
             immediates,
         }
     }
@@ -120,9 +121,11 @@ impl LstmStepBackKernel {
         slots: &StepSlots,
         buffers: &StepBackBuffers<'_>,
     ) -> Result<()> {
+        let narrow = dims.batch as usize <= NARROW.1;
+        let (units, rows) = if narrow { NARROW } else { WIDE };
         let wg = [
-            groups(dims.hidden as usize, UNITS),
-            groups(dims.batch as usize, BATCH_TILE),
+            groups(dims.hidden as usize, units),
+            groups(dims.batch as usize, rows),
             1,
         ];
         gpu.check_dispatch("the LSTM backward step kernel", wg)?;
@@ -144,9 +147,11 @@ impl LstmStepBackKernel {
         );
         let slot_group =
             bind_group_dynamic(gpu.device(), &self.slot_layout, &[&slots.buffer], 0, 16);
-        pass.set_pipeline(match cell {
-            Cell::Lstm => &self.pipeline,
-            Cell::Rnn => &self.rnn,
+        pass.set_pipeline(match (cell, narrow) {
+            (Cell::Lstm, false) => &self.pipeline,
+            (Cell::Rnn, false) => &self.rnn,
+            (Cell::Lstm, true) => &self.narrow,
+            (Cell::Rnn, true) => &self.rnn_narrow,
         });
         pass.set_bind_group(0, &group, &[]);
         let steps = dims.steps as usize;

@@ -57,6 +57,23 @@ pub fn with_immediate_slot(source: &str) -> String {
     source.replace(SLOT_UNIFORM, SLOT_IMMEDIATE)
 }
 
+/// The tile constants of the step kernels as written: 16 hidden units × 16 batch rows per
+/// workgroup, for batches of 5 and more.
+pub const WIDE_TILES: &str =
+    "const UNITS: u32 = 16u;\nconst BATCH_TILE: u32 = 16u;\nconst K_TILE: u32 = 16u;";
+const NARROW_TILES: &str =
+    "const UNITS: u32 = 64u;\nconst BATCH_TILE: u32 = 4u;\nconst K_TILE: u32 = 8u;";
+
+/// Hidden units and batch rows per workgroup of the two step-kernel tilings.
+pub(crate) const WIDE: (usize, usize) = (16, 16);
+pub(crate) const NARROW: (usize, usize) = (64, 4);
+
+/// A step kernel's source tiled for batches of at most 4: 64 units × 4 rows per workgroup, so
+/// that a small batch does not leave most invocations computing padding rows.
+pub fn with_narrow_tiles(source: &str) -> String {
+    source.replace(WIDE_TILES, NARROW_TILES)
+}
+
 fn source(name: &str) -> &'static str {
     SHADER_SOURCES
         .iter()
@@ -159,7 +176,7 @@ pub(crate) fn pipeline_with_groups(
     entry: &str,
     layouts: &[&wgpu::BindGroupLayout],
 ) -> wgpu::ComputePipeline {
-    step_pipeline(device, file, entry, layouts, false)
+    step_pipeline(device, file, entry, layouts, false, false)
 }
 
 /// A pipeline of a step kernel: with `immediates`, its `slot` is 16 bytes of immediate data and
@@ -170,12 +187,15 @@ pub(crate) fn step_pipeline(
     entry: &str,
     layouts: &[&wgpu::BindGroupLayout],
     immediates: bool,
+    narrow: bool,
 ) -> wgpu::ComputePipeline {
-    let code = if immediates {
-        with_immediate_slot(source(file))
-    } else {
-        source(file).to_string()
-    };
+    let mut code = source(file).to_string();
+    if immediates {
+        code = with_immediate_slot(&code);
+    }
+    if narrow {
+        code = with_narrow_tiles(&code);
+    }
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(file),
         source: wgpu::ShaderSource::Wgsl(code.into()),

@@ -99,13 +99,6 @@ impl Trainer {
                 config.batch, config.seq_len
             )));
         }
-        if let Task::Chars(c) = &task {
-            if c.tokens.len() < 2 || c.vocab.is_empty() {
-                return Err(Error::Invalid(
-                    "the text needs at least 2 characters".into(),
-                ));
-            }
-        }
         if let Some(c) = config.clip {
             if !(c.is_finite() && c > 0.0) {
                 return Err(Error::Invalid(format!(
@@ -183,6 +176,11 @@ impl Trainer {
         let mut rng = step_rng(self.config.seed, self.step);
         let (steps, batch) = (self.config.seq_len, self.config.batch);
         let (inputs, targets) = match &self.task {
+            Task::Chars(c) if c.tokens.len() < 2 => {
+                return Err(Error::Invalid(
+                    "training needs a text of at least 2 characters".into(),
+                ))
+            }
             Task::Chars(c) => c.batch(&mut rng, steps, batch),
             Task::Adding => adding_batch(&mut rng, steps, batch),
         };
@@ -326,12 +324,18 @@ impl Checkpoint {
     /// `--text`; a different text is an error); sampling needs only the vocabulary (`text` None).
     pub fn read(path: &Path, text: Option<&str>) -> Result<Checkpoint> {
         let (tensors, meta) = read_tensors_with_metadata(path)?;
-        let bad = |what: &str| {
-            Error::Invalid(format!(
-                "{}: not a wgpu-lstm checkpoint ({what})",
-                path.display()
-            ))
-        };
+        Checkpoint::from_parts(tensors, &meta, text, &path.display().to_string())
+    }
+
+    /// A checkpoint from a file's tensors and metadata (`source` names it in errors).
+    pub fn from_parts(
+        tensors: TensorMap,
+        meta: &Metadata,
+        text: Option<&str>,
+        source: &str,
+    ) -> Result<Checkpoint> {
+        let bad =
+            |what: &str| Error::Invalid(format!("{}: not a wgpu-lstm checkpoint ({what})", source));
         let get = |k: &str| meta.get(k).ok_or_else(|| bad(&format!("no `{k}`")));
         let num = |k: &str| get(k)?.parse::<u64>().map_err(|_| bad(k));
         if get("format")? != "wgpu-lstm checkpoint 1" {
@@ -377,7 +381,7 @@ impl Checkpoint {
                 if fingerprint(&corpus.tokens).to_string() != *get("text_fingerprint")? {
                     return Err(Error::Invalid(format!(
                         "{}: this checkpoint was trained on another text; give the same --text",
-                        path.display()
+                        source
                     )));
                 }
                 Task::Chars(corpus)
