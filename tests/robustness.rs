@@ -11,13 +11,18 @@ use wgpu_lstm::reference::{stack_backward, stack_forward, StackShape};
 use wgpu_lstm::train::{CharCorpus, OptimizerConfig, Task, TrainConfig, Trainer, BUILTIN_TEXT};
 use wgpu_lstm::{Cell, ForwardOptions, Lstm, LstmConfig, OutputGrads};
 
+/// Random weights saturate some activations; the gradients through them are tiny and carry the
+/// cancellation of 1 - y² in f32 (proptest found tanh(z) = 0.99999, dx ≈ 1e-5 off by 2e-3
+/// relative). With dy of size ≤ 1, gradients below 1e-3 are compared to within 1e-7 absolute.
+const FLOOR: f64 = 1e-3;
+
 proptest! {
     // Each case compiles nothing new (pipelines are cached) and runs in milliseconds on lavapipe.
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     /// Random cell, sizes, layers, directions, bias, lengths and seeds: outputs within 1e-5 and
-    /// gradients within 1e-4 (of each tensor's largest entry) of the f64 reference, as in
-    /// tests/stacked.rs.
+    /// gradients within 1e-4 (of each tensor's largest entry, or of FLOOR) of the f64
+    /// reference, as in tests/stacked.rs.
     #[test]
     fn random_configurations_match_the_reference(
         rnn in any::<bool>(),
@@ -54,10 +59,10 @@ proptest! {
         prop_assert!(max_error(&out.y.to_vec().unwrap(), &want.y) <= 1e-5);
         prop_assert!(max_error(&out.h_n.to_vec().unwrap(), &want.h_n) <= 1e-5);
         let g = stack_backward(&shape, &p, &xr, steps, batch, lengths.as_deref(), Some(&h0r), None, &to_f64(&dy), None, None);
-        prop_assert!(max_error_scaled(&back.dx.to_vec().unwrap(), &g.x) <= 1e-4);
-        prop_assert!(max_error_scaled(&back.dh0.to_vec().unwrap(), &g.h0) <= 1e-4);
+        prop_assert!(max_error_scaled_floor(&back.dx.to_vec().unwrap(), &g.x, FLOOR) <= 1e-4);
+        prop_assert!(max_error_scaled_floor(&back.dh0.to_vec().unwrap(), &g.h0, FLOOR) <= 1e-4);
         for v in lstm.params().views() {
-            let err = max_error_scaled(&lstm.params().grad(&v.name).unwrap(), &g.params[&v.name]);
+            let err = max_error_scaled_floor(&lstm.params().grad(&v.name).unwrap(), &g.params[&v.name], FLOOR);
             prop_assert!(err <= 1e-4, "{}: {err:.2e}", v.name);
         }
     }

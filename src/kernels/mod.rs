@@ -9,6 +9,7 @@ pub(crate) mod lstm_step_back;
 pub(crate) mod optim;
 pub(crate) mod reduce;
 pub(crate) mod sequence;
+mod step;
 
 /// Activation helpers prepended to the recurrent kernels.
 macro_rules! with_activations {

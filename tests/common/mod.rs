@@ -73,6 +73,17 @@ pub fn max_error_scaled(got: &[f32], want: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Like [`max_error_scaled`], but relative to at least `floor`: for gradients that may be tiny
+/// because an activation saturated, where f32 computes 1 - y² with cancellation (as PyTorch's f32
+/// backward does) and only an absolute comparison is meaningful.
+pub fn max_error_scaled_floor(got: &[f32], want: &[f64], floor: f64) -> f64 {
+    let scale = want.iter().fold(floor, |m, w| m.max(w.abs()));
+    got.iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w).abs() / scale)
+        .fold(0.0, f64::max)
+}
+
 pub fn assert_close(name: &str, got: &[f32], want: &[f64], tol: f64) {
     let err = max_error(got, want);
     assert!(
