@@ -17,6 +17,9 @@ pub(crate) struct StepKernel {
     pipelines: [[wgpu::ComputePipeline; 2]; 2],
     /// Whether the timestep is immediate data (else group 1 at a dynamic offset).
     immediates: bool,
+    /// `WGPU_LSTM_TILING=wide|narrow` forces one tiling (to compare them on a GPU); otherwise
+    /// the narrow one serves batches of at most 4.
+    forced: Option<bool>,
 }
 
 impl StepKernel {
@@ -49,11 +52,17 @@ impl StepKernel {
             [make(lstm_file, false), make(lstm_file, true)],
             [make(rnn_file, false), make(rnn_file, true)],
         ];
+        let forced = match std::env::var("WGPU_LSTM_TILING").as_deref() {
+            Ok("wide") => Some(false),
+            Ok("narrow") => Some(true),
+            _ => None,
+        };
         StepKernel {
             layout,
             slot_layout,
             pipelines,
             immediates,
+            forced,
         }
     }
 
@@ -71,7 +80,7 @@ impl StepKernel {
         slots: &StepSlots,
         order: impl Iterator<Item = (usize, u32)>,
     ) -> Result<()> {
-        let narrow = batch <= NARROW.1;
+        let narrow = self.forced.unwrap_or(batch <= NARROW.1);
         let (units, rows) = if narrow { NARROW } else { WIDE };
         let wg = [groups(hidden, units), groups(batch, rows), 1];
         gpu.check_dispatch(what, wg)?;
