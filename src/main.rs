@@ -149,7 +149,7 @@ struct TrainArgs {
     /// Seed of the weights and of every batch.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Training steps (in total, counting those of a resumed run) [default: 200 for chars, 500 for adding].
+    /// Training steps (in total, counting those of a resumed run) [default: 400 for chars, 500 for adding].
     #[arg(long)]
     steps: Option<u64>,
     /// Read the metrics back every N steps (the only host waits of the loop).
@@ -649,7 +649,7 @@ fn train(a: &TrainArgs) -> wgpu_lstm::Result<ExitCode> {
     };
     let is_adding = matches!(trainer.task(), Task::Adding);
     // The defaults finish in about two minutes on a 2-core machine with lavapipe.
-    let total = a.steps.unwrap_or(if is_adding { 500 } else { 200 });
+    let total = a.steps.unwrap_or(if is_adding { 500 } else { 400 });
     let c = trainer.config().clone();
     let task_line = match trainer.task() {
         Task::Chars(corpus) => format!(
