@@ -16,8 +16,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout of the crate (see `DESIGN.md`): [`gpu`] is the wgpu layer, `kernels` one module per
-//! WGSL shader, [`model`] what users build, [`reference`] the f64 oracle the tests compare with.
+//! Layout of the crate (see `DESIGN.md`): [`gpu`] is the wgpu layer, [`kernels`] one module per
+//! WGSL shader, [`model`] what users build (the LSTM or vanilla RNN and its parameter arena),
+//! [`io`] safetensors files and PyTorch state dicts, [`train`] optimizers, losses, tasks and the
+//! training loop, [`lab`] the gradient-flow experiment, [`bench`](mod@bench) the benchmarks, and
+//! [`reference`](mod@reference) the f64 oracle the tests compare with.
 
 #![warn(missing_docs)]
 
