@@ -126,6 +126,9 @@ pub struct Measurement {
     pub memory_bytes: u64,
     /// `gpu-timestamps` or `wall-clock`.
     pub timing: &'static str,
+    /// Mean GPU milliseconds per call by kind of pass (`projection`, `recurrence`, `recurrence
+    /// backward`, `weight gradients`, `clip`, `layout`), with timestamps only.
+    pub breakdown: Vec<(&'static str, f64)>,
 }
 
 /// Times `iters` calls (after `warmup` more) of one size and mode. With timestamp queries the
@@ -151,6 +154,7 @@ pub fn measure(
     )?;
     let timed = gpu.enable_timing(64).is_ok();
     let mut times = Vec::with_capacity(iters);
+    let mut breakdown: Vec<(&'static str, f64)> = Vec::new();
     let mut host = Duration::ZERO;
     let mut memory = 0;
     for i in 0..warmup + iters {
@@ -182,11 +186,17 @@ pub fn measure(
         let recorded = start.elapsed();
         gpu.wait()?;
         let wall = start.elapsed();
-        let elapsed = if timed {
-            gpu.gpu_time()?.unwrap_or(wall)
-        } else {
-            wall
-        };
+        let gpu_times = if timed { gpu.gpu_times()? } else { None };
+        let elapsed = gpu_times.as_ref().map_or(wall, |t| t.total);
+        if i >= warmup {
+            for (label, d) in gpu_times.map(|t| t.by_label).unwrap_or_default() {
+                let ms = d.as_secs_f64() * 1e3 / iters as f64;
+                match breakdown.iter_mut().find(|(l, _)| *l == label) {
+                    Some((_, sum)) => *sum += ms,
+                    None => breakdown.push((label, ms)),
+                }
+            }
+        }
         if i >= warmup {
             times.push(elapsed);
             host += recorded;
@@ -217,6 +227,7 @@ pub fn measure(
         } else {
             "wall-clock"
         },
+        breakdown,
     })
 }
 
@@ -247,6 +258,17 @@ pub fn table(rows: &[Measurement]) -> String {
             r.timing
         );
     }
+    if rows.iter().any(|r| !r.breakdown.is_empty()) {
+        s += "\nGPU time per call by kind of pass (ms):\n\n";
+        for r in rows.iter().filter(|r| !r.breakdown.is_empty()) {
+            let parts: Vec<String> = r
+                .breakdown
+                .iter()
+                .map(|(l, ms)| format!("{l} {ms:.3}"))
+                .collect();
+            s += &format!("- {} {}: {}\n", r.size, r.mode, parts.join(", "));
+        }
+    }
     s
 }
 
@@ -256,9 +278,11 @@ pub fn json(device: &str, rows: &[Measurement]) -> String {
         .iter()
         .map(|r| {
             format!(
-                "    {{\"size\": \"{}\", \"T\": {}, \"B\": {}, \"I\": {}, \"H\": {}, \"mode\": \"{}\", \"ms\": {:.6}, \"ms_min\": {:.6}, \"us_per_step\": {:.3}, \"gflops\": {:.3}, \"dispatches_per_step\": {}, \"dispatches_per_call\": {}, \"host_us_per_step\": {:.3}, \"memory_bytes\": {}, \"timing\": \"{}\"}}",
+                "    {{\"size\": \"{}\", \"T\": {}, \"B\": {}, \"I\": {}, \"H\": {}, \"mode\": \"{}\", \"ms\": {:.6}, \"ms_min\": {:.6}, \"us_per_step\": {:.3}, \"gflops\": {:.3}, \"dispatches_per_step\": {}, \"dispatches_per_call\": {}, \"host_us_per_step\": {:.3}, \"memory_bytes\": {}, \"timing\": \"{}\", \"breakdown_ms\": {{{}}}}}",
                 r.size, r.size.steps, r.size.batch, r.size.input, r.size.hidden, r.mode, r.ms, r.ms_min, r.us_per_step, r.gflops,
-                r.dispatches_per_step, r.dispatches_per_call, r.host_us_per_step, r.memory_bytes, r.timing
+                r.dispatches_per_step, r.dispatches_per_call, r.host_us_per_step, r.memory_bytes,
+                r.timing,
+                r.breakdown.iter().map(|(l, ms)| format!("\"{l}\": {ms:.6}")).collect::<Vec<_>>().join(", ")
             )
         })
         .collect();

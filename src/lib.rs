@@ -35,7 +35,7 @@ pub mod reference;
 pub mod train;
 
 pub use error::{Error, GpuErrorKind, Result};
-pub use gpu::{Gpu, Tensor};
+pub use gpu::{Gpu, GpuTimes, Tensor};
 pub use model::{
     BackwardOutput, Cell, ClipNorm, DispatchCounts, ForwardCache, ForwardOptions, GradientProbes,
     Lstm, LstmConfig, LstmOutput, OutputGrads, ParamArena, ParamNames,

@@ -55,6 +55,18 @@ struct Timer {
     query_set: wgpu::QuerySet,
     capacity: u32,
     next: u32,
+    /// The label of each timed pass, in query order.
+    labels: Vec<&'static str>,
+}
+
+/// GPU time of the compute passes recorded since the last [`Gpu::gpu_times`] call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GpuTimes {
+    /// All passes together.
+    pub total: std::time::Duration,
+    /// Per kind of pass (`projection`, `recurrence`, `recurrence backward`, `weight gradients`,
+    /// `clip`, …), in the order first seen.
+    pub by_label: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// Mode flag of the extra slot (see `lstm_step_back.wgsl`).
@@ -569,13 +581,14 @@ impl Gpu {
             query_set,
             capacity,
             next: 0,
+            labels: Vec::new(),
         });
         Ok(())
     }
 
-    /// GPU time spent in the compute passes recorded since the last call (waits for them);
-    /// `None` unless [`Gpu::enable_timing`] was called.
-    pub fn gpu_time(&self) -> Result<Option<std::time::Duration>> {
+    /// GPU time spent in the compute passes recorded since the last call (waits for them),
+    /// in total and per kind of pass; `None` unless [`Gpu::enable_timing`] was called.
+    pub fn gpu_times(&self) -> Result<Option<GpuTimes>> {
         // Resolve inside the scope: locks in the order serialize → timer.
         let resolved = self.scoped(|| {
             let mut timer = lock(&self.inner.timer);
@@ -583,6 +596,7 @@ impl Gpu {
                 return Ok(None);
             };
             let used = t.next;
+            let labels = std::mem::take(&mut t.labels);
             t.next = 0;
             if used == 0 {
                 return Ok(Some(None));
@@ -596,42 +610,52 @@ impl Gpu {
             let mut encoder = self.encoder("resolve timestamps");
             encoder.resolve_query_set(&t.query_set, 0..used, &resolve, 0);
             self.inner.queue.submit([encoder.finish()]);
-            Ok(Some(Some((used, resolve))))
+            Ok(Some(Some((used, resolve, labels))))
         })?;
-        let (used, resolve) = match resolved {
+        let (used, resolve, labels) = match resolved {
             None => return Ok(None),
-            Some(None) => return Ok(Some(std::time::Duration::ZERO)),
+            Some(None) => return Ok(Some(GpuTimes::default())),
             Some(Some(r)) => r,
         };
         let bytes = self.read_bytes(&resolve, 0, used as u64 * 8)?;
-        let stamps: Vec<u64> = bytes
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-            .collect();
-        let ticks: u64 = stamps
-            .chunks_exact(2)
-            .map(|p| p[1].saturating_sub(p[0]))
-            .sum();
-        let ns = ticks as f64 * self.inner.queue.get_timestamp_period() as f64;
-        Ok(Some(std::time::Duration::from_nanos(ns as u64)))
+        let period = self.inner.queue.get_timestamp_period() as f64;
+        let mut times = GpuTimes::default();
+        for (pair, label) in bytes.chunks_exact(16).zip(labels) {
+            let stamp = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+            let ticks = stamp(&pair[8..]).saturating_sub(stamp(&pair[..8]));
+            let d = std::time::Duration::from_nanos((ticks as f64 * period) as u64);
+            times.total += d;
+            match times.by_label.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, sum)) => *sum += d,
+                None => times.by_label.push((label, d)),
+            }
+        }
+        Ok(Some(times))
+    }
+
+    /// The total of [`Gpu::gpu_times`].
+    pub fn gpu_time(&self) -> Result<Option<std::time::Duration>> {
+        Ok(self.gpu_times()?.map(|t| t.total))
     }
 
     /// A compute pass, timed when timing is enabled.
     pub(crate) fn compute_pass<'e>(
         &self,
         encoder: &'e mut wgpu::CommandEncoder,
+        label: &'static str,
     ) -> wgpu::ComputePass<'e> {
         let mut timer = lock(&self.inner.timer);
         let writes = timer.as_mut().and_then(|t| {
             (t.next + 2 <= t.capacity).then(|| {
                 let begin = t.next;
                 t.next += 2;
+                t.labels.push(label);
                 (begin, &t.query_set)
             })
         });
         match writes {
             Some((begin, query_set)) => encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
+                label: Some(label),
                 timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
                     query_set,
                     beginning_of_pass_write_index: Some(begin),

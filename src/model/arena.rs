@@ -204,7 +204,7 @@ impl ParamArena {
         };
         self.gpu.record("clip_grad_norm", |encoder| {
             let result = Arc::new(self.gpu.storage_buffer("clip result", 4)?);
-            let mut pass = self.gpu.compute_pass(encoder);
+            let mut pass = self.gpu.compute_pass(encoder, "clip");
             kernels.reduce.encode_clip(
                 &self.gpu,
                 &mut pass,

@@ -329,7 +329,7 @@ impl Lstm {
             };
             let y;
             {
-                let mut pass = gpu.compute_pass(&mut encoder);
+                let mut pass = gpu.compute_pass(&mut encoder, "layout");
                 // The time-major input of layer 0.
                 let (mut input, mut input_offset) = if cfg.batch_first {
                     let t = self.sequence_copy(
@@ -352,6 +352,8 @@ impl Lstm {
                     let in_size = cfg.layer_input_size(l);
                     let mut dropout_seed = None;
                     if l > 0 && train && cfg.dropout > 0.0 {
+                        drop(pass);
+                        pass = gpu.compute_pass(&mut encoder, "layout");
                         let seed = dropout_seed_for(cfg.seed, call, l);
                         input = self.sequence_copy(
                             &kernels,
@@ -386,6 +388,8 @@ impl Lstm {
                             gpu.storage_buffer("unused gates", 1)?
                         });
                         let params = self.arena.params_buffer();
+                        drop(pass);
+                        pass = gpu.compute_pass(&mut encoder, "projection");
                         kernels.gemm.encode(
                             gpu,
                             &mut pass,
@@ -434,6 +438,8 @@ impl Lstm {
                             c_state: (state_len + state) as u32,
                             _pad: [0; 2],
                         };
+                        drop(pass);
+                        pass = gpu.compute_pass(&mut encoder, "recurrence");
                         kernels.lstm_step.encode(
                             gpu,
                             cfg.cell,
@@ -464,6 +470,8 @@ impl Lstm {
                     input = hs;
                     input_offset = 0;
                 }
+                drop(pass);
+                pass = gpu.compute_pass(&mut encoder, "layout");
                 // `input` now holds the last layer's hidden states: the output, unless padding
                 // must read as zeros or the caller wants batch-first.
                 let y_shape = if cfg.batch_first {
@@ -542,7 +550,7 @@ impl Lstm {
         let kernels = gpu.kernels()?;
         let stats = gpu.record("gradient probe norms", |encoder| {
             let stats = Arc::new(gpu.storage_buffer("probe norms [4·T, 2]", 8 * steps)?);
-            let mut pass = gpu.compute_pass(encoder);
+            let mut pass = gpu.compute_pass(encoder, "probes");
             kernels
                 .reduce
                 .encode_row_norms(gpu, &mut pass, &probes, 4 * steps, bh, &stats)?;
@@ -640,7 +648,7 @@ impl Lstm {
             }
             let dx;
             {
-                let mut pass = gpu.compute_pass(&mut encoder);
+                let mut pass = gpu.compute_pass(&mut encoder, "layout");
                 // The time-major gradient of the top layer's output.
                 let (mut dy, mut dy_offset): (Arc<wgpu::Buffer>, usize) = match grads.dy {
                     Some(g) if cfg.batch_first => {
@@ -681,6 +689,8 @@ impl Lstm {
                             flags |= PROBE;
                         }
                         let params = self.arena.params_buffer();
+                        drop(pass);
+                        pass = gpu.compute_pass(&mut encoder, "recurrence backward");
                         kernels.lstm_step_back.encode(
                             gpu,
                             cfg.cell,
@@ -713,6 +723,8 @@ impl Lstm {
                                 },
                             },
                         )?;
+                        drop(pass);
+                        pass = gpu.compute_pass(&mut encoder, "weight gradients");
                         self.encode_weight_grads(
                             &kernels, &mut pass, cache, l, d, &o, dg, accumulate,
                         )?;
@@ -743,6 +755,8 @@ impl Lstm {
                             },
                         )?;
                     }
+                    drop(pass);
+                    pass = gpu.compute_pass(&mut encoder, "layout");
                     if l > 0 {
                         // The gradient of the layer below's output: through dropout if applied.
                         dy = match lc.dropout_seed {

@@ -146,7 +146,7 @@ impl SequenceModel {
                 gpu.record("one-hot", |encoder| {
                     let ids = gpu.storage_buffer_u32("token ids", tokens)?;
                     let x = Arc::new(gpu.storage_buffer("one-hot input", rows * vocab)?);
-                    let mut pass = gpu.compute_pass(encoder);
+                    let mut pass = gpu.compute_pass(encoder, "input encoding");
                     kernels
                         .loss
                         .encode_one_hot(gpu, &mut pass, &ids, rows, vocab, &x)?;
@@ -258,7 +258,7 @@ impl SequenceModel {
             let targets = gpu.storage_buffer_u32("targets", &target_bits)?;
             let params = arena.params_buffer();
             let grads = arena.grads_buffer();
-            let mut pass = gpu.compute_pass(encoder);
+            let mut pass = gpu.compute_pass(encoder, "head and loss");
             let y_rows = Operand {
                 buffer: y.buffer(),
                 offset: y.offset() + first_row * width,
@@ -380,7 +380,7 @@ impl SequenceModel {
         gpu.record("head", |encoder| {
             let logits = Arc::new(gpu.storage_buffer("logits", rows * outputs)?);
             let params = arena.params_buffer();
-            let mut pass = gpu.compute_pass(encoder);
+            let mut pass = gpu.compute_pass(encoder, "head");
             kernels.gemm.encode(
                 gpu,
                 &mut pass,

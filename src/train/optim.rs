@@ -261,7 +261,7 @@ impl Optimizer {
             .map(|c| c.tensor().buffer().as_ref())
             .unwrap_or(&self.finite);
         self.gpu.record("optimizer step", |encoder| {
-            let mut pass = self.gpu.compute_pass(encoder);
+            let mut pass = self.gpu.compute_pass(encoder, "optimizer");
             kernels.optim.encode(
                 &self.gpu,
                 &mut pass,
