@@ -10,6 +10,9 @@ const UNITS: u32 = 16u;
 const BATCH_TILE: u32 = 16u;
 const K_TILE: u32 = 16u;
 const THREADS: u32 = 64u;
+// Each invocation keeps 4 batch rows of one unit: the tile must match the workgroup.
+const_assert THREADS % UNITS == 0u;
+const_assert BATCH_TILE == 4u * (THREADS / UNITS);
 
 const REVERSE: u32 = 2u;
 const LENGTHS: u32 = 4u;
@@ -43,7 +46,7 @@ struct Dims {
 var<workgroup> h_tile: array<f32, BATCH_TILE * K_TILE>; // [BATCH_TILE][K_TILE]
 var<workgroup> w_tile: array<f32, K_TILE * UNITS>; // [K_TILE][UNITS]
 
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(THREADS, 1, 1)
 fn rnn_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let t = slot.t;
     let batch = dims.batch;

@@ -127,7 +127,7 @@ pub struct Measurement {
     /// `gpu-timestamps` or `wall-clock`.
     pub timing: &'static str,
     /// Mean GPU milliseconds per call by kind of pass (`projection`, `recurrence`, `recurrence
-    /// backward`, `weight gradients`, `clip`, `layout`), with timestamps only.
+    /// backward`, `weight and input gradients`, `clip`, `layout`), with timestamps only.
     pub breakdown: Vec<(&'static str, f64)>,
 }
 
@@ -187,7 +187,9 @@ pub fn measure(
         gpu.wait()?;
         let wall = start.elapsed();
         let gpu_times = if timed { gpu.gpu_times()? } else { None };
-        let elapsed = gpu_times.as_ref().map_or(wall, |t| t.total);
+        // The span (first pass's beginning to last pass's end) counts the gaps between passes,
+        // as a whole-call timing such as PyTorch's CUDA events does.
+        let elapsed = gpu_times.as_ref().map_or(wall, |t| t.span);
         if i >= warmup {
             for (label, d) in gpu_times.map(|t| t.by_label).unwrap_or_default() {
                 let ms = d.as_secs_f64() * 1e3 / iters as f64;

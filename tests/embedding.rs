@@ -119,3 +119,97 @@ fn tensors_from_another_context_are_rejected() {
         Err(Error::Invalid(_))
     ));
 }
+
+/// Without IMMEDIATES (a device made with default features) the timestep index comes from
+/// uniform slots at dynamic offsets, including the backward pass's dh0 slot; both tilings and
+/// H > 64 (several narrow workgroups) on both cells, against the f64 reference.
+#[test]
+fn dynamic_offset_path_matches_reference_forward_and_backward() {
+    use std::collections::HashMap;
+    use wgpu_lstm::reference::{stack_backward, stack_forward, StackShape};
+    use wgpu_lstm::{Cell, ForwardOptions, OutputGrads};
+    let (device, queue) = app_device(wgpu::Limits::default());
+    assert!(!device.features().contains(wgpu::Features::IMMEDIATES));
+    let gpu = Gpu::from_device(device, queue);
+    for (cell, batch, hidden) in [(Cell::Lstm, 3, 70), (Cell::Lstm, 6, 9), (Cell::Rnn, 2, 70)] {
+        let (steps, input) = (5, 4);
+        let c = LstmConfig::new(input, hidden)
+            .with_cell(cell)
+            .with_layers(2)
+            .with_bidirectional(true)
+            .with_seed(7);
+        let lstm = Lstm::new(&gpu, c).unwrap();
+        let lengths: Vec<usize> = (0..batch).map(|b| 1 + (b * 3) % steps).collect();
+        let (x, dy) = (
+            random(steps * batch * input, 1.0, 1),
+            random(steps * batch * 2 * hidden, 1.0, 2),
+        );
+        let xt = Tensor::from_slice(&gpu, &[steps, batch, input], &x).unwrap();
+        let dyt = Tensor::from_slice(&gpu, &[steps, batch, 2 * hidden], &dy).unwrap();
+        let out = lstm
+            .run(
+                &xt,
+                &ForwardOptions {
+                    lengths: Some(&lengths),
+                    train: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let back = lstm
+            .backward(
+                out.cache.as_ref().unwrap(),
+                &OutputGrads {
+                    dy: Some(&dyt),
+                    ..Default::default()
+                },
+                false,
+            )
+            .unwrap();
+        let shape = StackShape {
+            cell,
+            input_size: input,
+            hidden_size: hidden,
+            num_layers: 2,
+            bidirectional: true,
+        };
+        let p: HashMap<String, Vec<f64>> = lstm
+            .params()
+            .views()
+            .iter()
+            .map(|v| (v.name.clone(), to_f64(&lstm.params().get(&v.name).unwrap())))
+            .collect();
+        let xr = to_f64(&x);
+        let want = stack_forward(&shape, &p, &xr, steps, batch, Some(&lengths), None, None);
+        assert_close(
+            &format!("{cell:?} B={batch} y"),
+            &out.y.to_vec().unwrap(),
+            &want.y,
+            1e-5,
+        );
+        let g = stack_backward(
+            &shape,
+            &p,
+            &xr,
+            steps,
+            batch,
+            Some(&lengths),
+            None,
+            None,
+            &to_f64(&dy),
+            None,
+            None,
+        );
+        // Gradients as in tests/robustness.rs (absolute below 1e-3, where tanh saturates).
+        let err = max_error_scaled_floor(&back.dh0.to_vec().unwrap(), &g.h0, 1e-3);
+        assert!(err <= 1e-4, "{cell:?} B={batch} dh0: {err:.2e}");
+        for v in lstm.params().views() {
+            let err = max_error_scaled_floor(
+                &lstm.params().grad(&v.name).unwrap(),
+                &g.params[&v.name],
+                1e-3,
+            );
+            assert!(err <= 1e-4, "{cell:?} B={batch} {}: {err:.2e}", v.name);
+        }
+    }
+}

@@ -62,8 +62,11 @@ struct Timer {
 /// GPU time of the compute passes recorded since the last [`Gpu::gpu_times`] call.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GpuTimes {
-    /// All passes together.
+    /// All passes together (the sum of their durations).
     pub total: std::time::Duration,
+    /// From the first pass's beginning to the last pass's end: the passes plus the gaps
+    /// between them, i.e. the GPU time of the whole call.
+    pub span: std::time::Duration,
     /// Per kind of pass (`projection`, `recurrence`, `recurrence backward`, `weight gradients`,
     /// `clip`, …), in the order first seen.
     pub by_label: Vec<(&'static str, std::time::Duration)>,
@@ -531,6 +534,8 @@ impl Gpu {
             Some(Err(e)) => return Err(Error::Readback(e.to_string())),
             None => return Err(Error::Readback("the map callback never ran".into())),
         }
+        // Mapping and unmapping use the GL context too: hold the serialization lock.
+        let _serial = self.inner.serialize.as_ref().map(lock);
         let data = {
             let view = staging
                 .slice(..)
@@ -544,6 +549,11 @@ impl Gpu {
 
     /// Waits until the GPU has finished everything submitted so far.
     pub fn wait(&self) -> Result<()> {
+        debug_assert_eq!(
+            SCOPE_DEPTH.get(),
+            0,
+            "waiting inside a scoped operation would deadlock on GL"
+        );
         let _serial = self.inner.serialize.as_ref().map(lock);
         self.inner
             .device
@@ -620,8 +630,23 @@ impl Gpu {
         let bytes = self.read_bytes(&resolve, 0, used as u64 * 8)?;
         let period = self.inner.queue.get_timestamp_period() as f64;
         let mut times = GpuTimes::default();
+        let stamp = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        let first = bytes
+            .chunks_exact(8)
+            .step_by(2)
+            .map(stamp)
+            .min()
+            .unwrap_or(0);
+        let last = bytes
+            .chunks_exact(8)
+            .skip(1)
+            .step_by(2)
+            .map(stamp)
+            .max()
+            .unwrap_or(0);
+        times.span =
+            std::time::Duration::from_nanos((last.saturating_sub(first) as f64 * period) as u64);
         for (pair, label) in bytes.chunks_exact(16).zip(labels) {
-            let stamp = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
             let ticks = stamp(&pair[8..]).saturating_sub(stamp(&pair[..8]));
             let d = std::time::Duration::from_nanos((ticks as f64 * period) as u64);
             times.total += d;
@@ -662,7 +687,10 @@ impl Gpu {
                     end_of_pass_write_index: Some(begin + 1),
                 }),
             }),
-            None => encoder.begin_compute_pass(&Default::default()),
+            None => encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(label),
+                timestamp_writes: None,
+            }),
         }
     }
 }

@@ -52,6 +52,11 @@ pub(crate) struct LstmStepKernel {
 }
 
 impl LstmStepKernel {
+    /// Whether the timestep goes in immediate data (then no step slots are needed).
+    pub fn uses_immediates(&self) -> bool {
+        self.kernel.uses_immediates()
+    }
+
     pub fn new(device: &wgpu::Device) -> Self {
         use Slot::{Read, ReadWrite, Uniform};
         let slots = [
@@ -76,7 +81,7 @@ impl LstmStepKernel {
         cell: Cell,
         pass: &mut wgpu::ComputePass<'_>,
         dims: &StepDims,
-        slots: &StepSlots,
+        slots: Option<&StepSlots>,
         b: &StepBuffers<'_>,
     ) -> Result<()> {
         let uniform = gpu.uniform("lstm step dims", dims)?;

@@ -73,7 +73,7 @@ impl LstmStepBackKernel {
         cell: Cell,
         pass: &mut wgpu::ComputePass<'_>,
         dims: &StepBackDims,
-        slots: &StepSlots,
+        slots: Option<&StepSlots>,
         b: &StepBackBuffers<'_>,
     ) -> Result<()> {
         let uniform = gpu.uniform("lstm step back dims", dims)?;

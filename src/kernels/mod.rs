@@ -273,3 +273,41 @@ pub(crate) fn bind_group_dynamic(
 pub(crate) fn groups(n: usize, d: usize) -> u32 {
     n.div_ceil(d) as u32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Rust tile sizes must be the WGSL constants (dispatch sizes are derived from them).
+    #[test]
+    fn tile_constants_match() {
+        let parse = |text: &str, name: &str| -> usize {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("const {name}: u32 = ")))
+                .unwrap();
+            line.rsplit(' ')
+                .next()
+                .unwrap()
+                .trim_end_matches("u;")
+                .parse()
+                .unwrap()
+        };
+        for (text, (units, rows)) in [(WIDE_TILES, WIDE), (NARROW_TILES, NARROW)] {
+            assert_eq!(
+                (parse(text, "UNITS"), parse(text, "BATCH_TILE")),
+                (units, rows)
+            );
+        }
+        for (name, source) in SHADER_SOURCES
+            .iter()
+            .filter(|(_, s)| s.contains(SLOT_UNIFORM))
+        {
+            assert!(
+                source.contains(WIDE_TILES),
+                "{name}: the tile constants are not as expected"
+            );
+            assert!(!with_narrow_tiles(source).contains(WIDE_TILES), "{name}");
+        }
+    }
+}

@@ -66,6 +66,11 @@ impl StepKernel {
         }
     }
 
+    /// Whether the timestep goes in immediate data (then no step slots are needed).
+    pub fn uses_immediates(&self) -> bool {
+        self.immediates
+    }
+
     /// Binds `buffers` as group 0 and records one dispatch per `(t, mode)` of `order`, over
     /// `hidden` units and `batch` rows in the tiling that suits the batch.
     #[allow(clippy::too_many_arguments)]
@@ -77,7 +82,7 @@ impl StepKernel {
         pass: &mut wgpu::ComputePass<'_>,
         (batch, hidden): (usize, usize),
         buffers: &[&wgpu::Buffer],
-        slots: &StepSlots,
+        slots: Option<&StepSlots>,
         order: impl Iterator<Item = (usize, u32)>,
     ) -> Result<()> {
         let narrow = self.forced.unwrap_or(batch <= NARROW.1);
@@ -85,8 +90,20 @@ impl StepKernel {
         let wg = [groups(hidden, units), groups(batch, rows), 1];
         gpu.check_dispatch(what, wg)?;
         let group = bind_group(gpu.device(), &self.layout, buffers);
-        let slot_group =
-            bind_group_dynamic(gpu.device(), &self.slot_layout, &[&slots.buffer], 0, 16);
+        // Without immediates the timestep comes from the slot buffer at a dynamic offset.
+        let slotted = match (self.immediates, slots) {
+            (true, _) => None,
+            (false, Some(slots)) => {
+                let group =
+                    bind_group_dynamic(gpu.device(), &self.slot_layout, &[&slots.buffer], 0, 16);
+                Some((slots, group))
+            }
+            (false, None) => {
+                return Err(crate::error::Error::Invalid(
+                    "step slots are needed without immediates".into(),
+                ))
+            }
+        };
         let cell_index = match cell {
             Cell::Lstm => 0,
             Cell::Rnn => 1,
@@ -94,12 +111,13 @@ impl StepKernel {
         pass.set_pipeline(&self.pipelines[cell_index][narrow as usize]);
         pass.set_bind_group(0, &group, &[]);
         for (t, mode) in order {
-            if self.immediates {
-                pass.set_immediates(0, bytemuck::cast_slice(&[t as u32, mode, 0, 0]));
-            } else if mode == H0_MODE {
-                pass.set_bind_group(1, &slot_group, &[slots.h0_offset()]);
-            } else {
-                pass.set_bind_group(1, &slot_group, &[slots.offset(t)]);
+            debug_assert!(mode == 0 || mode == H0_MODE);
+            match &slotted {
+                None => pass.set_immediates(0, bytemuck::cast_slice(&[t as u32, mode, 0, 0])),
+                Some((slots, group)) if mode == H0_MODE => {
+                    pass.set_bind_group(1, group, &[slots.h0_offset()])
+                }
+                Some((slots, group)) => pass.set_bind_group(1, group, &[slots.offset(t)]),
             }
             pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
         }

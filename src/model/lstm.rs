@@ -290,7 +290,12 @@ impl Lstm {
         };
         gpu.scoped(|| {
             let kernels = gpu.kernels()?;
-            let slots = gpu.step_slots(steps)?;
+            // Per-step uniform slots only where the timestep cannot be immediate data.
+            let slots = if kernels.lstm_step.uses_immediates() {
+                None
+            } else {
+                Some(gpu.step_slots(steps)?)
+            };
             let init =
                 Arc::new(gpu.storage_buffer("initial states [2, L·D, B, H]", 2 * state_len)?);
             let last = Arc::new(gpu.storage_buffer("final states [2, L·D, B, H]", 2 * state_len)?);
@@ -445,7 +450,7 @@ impl Lstm {
                             cfg.cell,
                             &mut pass,
                             &dims,
-                            &slots,
+                            slots.as_deref(),
                             &StepBuffers {
                                 params,
                                 xproj: &xproj,
@@ -605,7 +610,12 @@ impl Lstm {
         let gpu = &self.gpu;
         gpu.scoped(|| {
             let kernels = gpu.kernels()?;
-            let slots = gpu.step_slots(steps)?;
+            // Per-step uniform slots only where the timestep cannot be immediate data.
+            let slots = if kernels.lstm_step.uses_immediates() {
+                None
+            } else {
+                Some(gpu.step_slots(steps)?)
+            };
             let no_lengths = gpu.storage_buffer_u32("no lengths", &[])?;
             let lengths_buffer = cache.lengths.as_deref().unwrap_or(&no_lengths);
             let dgates: Vec<wgpu::Buffer> = (0..dirs)
@@ -706,7 +716,7 @@ impl Lstm {
                                 col_offset: (d * n_h) as u32,
                                 _pad: [0; 4],
                             },
-                            &slots,
+                            slots.as_deref(),
                             &StepBackBuffers {
                                 params,
                                 gates: &lc.gates[d],
@@ -724,7 +734,7 @@ impl Lstm {
                             },
                         )?;
                         drop(pass);
-                        pass = gpu.compute_pass(&mut encoder, "weight gradients");
+                        pass = gpu.compute_pass(&mut encoder, "weight and input gradients");
                         self.encode_weight_grads(
                             &kernels, &mut pass, cache, l, d, &o, dg, accumulate,
                         )?;
