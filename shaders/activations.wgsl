@@ -9,6 +9,29 @@ struct StepSlot {
     _pad0: u32,
     _pad1: u32,
 }
+
+// Partial sums of the K_SPLIT lanes that share a unit and batch rows (the lanes are the fastest
+// part of the invocation index): the tilings for small batches split each dot product over
+// several invocations, so that a step spreads over enough workgroups to fill a GPU. The sum is
+// valid in lane 0. Contains barriers: call it in uniform control flow.
+var<workgroup> lane_sums: array<vec4<f32>, THREADS>;
+
+fn sum_lanes(li: u32, v: vec4<f32>) -> vec4<f32> {
+    if (K_SPLIT == 1u) {
+        return v;
+    }
+    lane_sums[li] = v;
+    workgroupBarrier();
+    for (var half = K_SPLIT / 2u; half > 0u; half /= 2u) {
+        if (li % K_SPLIT < half) {
+            lane_sums[li] += lane_sums[li + half];
+        }
+        workgroupBarrier();
+    }
+    return lane_sums[li];
+}
+const_assert 0u == (K_SPLIT & (K_SPLIT - 1u)); // a power of two, for the halving sum
+
 //
 // WGSL lets an implementation assume that no NaN or infinity occurs, so builtins such as clamp,
 // min or tanh are not relied on for them: NaN is detected from the bits and passed through,

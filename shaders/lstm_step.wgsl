@@ -24,10 +24,11 @@
 const UNITS: u32 = 16u;
 const BATCH_TILE: u32 = 16u;
 const K_TILE: u32 = 16u;
-const THREADS: u32 = 64u;
-// Each invocation keeps 4 batch rows of one unit: the tile must match the workgroup.
-const_assert THREADS % UNITS == 0u;
-const_assert BATCH_TILE == 4u * (THREADS / UNITS);
+const K_SPLIT: u32 = 1u;
+// Each invocation keeps 4 batch rows of one unit, for every K_SPLIT-th k of each K_TILE slice.
+const THREADS: u32 = UNITS * (BATCH_TILE / 4u) * K_SPLIT;
+const_assert BATCH_TILE % 4u == 0u;
+const_assert K_TILE % K_SPLIT == 0u;
 
 const STORE_GATES: u32 = 1u;
 const REVERSE: u32 = 2u;
@@ -72,8 +73,9 @@ fn lstm_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     let stride = dims.row_stride;
     let unit0 = wg.x * UNITS;
     let batch0 = wg.y * BATCH_TILE;
-    let u = li % UNITS;
-    let bg = li / UNITS; // batch group: rows bg*4 .. bg*4+3 of the tile
+    let lane = li % K_SPLIT; // which k of each K_SPLIT this invocation adds up
+    let u = (li / K_SPLIT) % UNITS;
+    let bg = li / (K_SPLIT * UNITS); // batch group: rows bg*4 .. bg*4+3 of the tile
     let reverse = (dims.flags & REVERSE) != 0u;
     // The previous step in processing order, if any; else the initial state.
     var has_prev = t > 0u;
@@ -113,7 +115,7 @@ fn lstm_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
             w_tile[kk * 4u * UNITS + row] = v;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < K_TILE; kk++) {
+        for (var kk = lane; kk < K_TILE; kk += K_SPLIT) {
             let base = kk * 4u * UNITS + u;
             let w = vec4<f32>(
                 w_tile[base],
@@ -128,8 +130,15 @@ fn lstm_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
         workgroupBarrier();
     }
 
+    // The K_SPLIT lanes of each unit and row add their partial sums; lane 0 goes on.
+    let tile_rows = min(BATCH_TILE, batch - batch0);
+    for (var r = 0u; r < 4u; r++) {
+        if (K_SPLIT > 1u && r < tile_rows) {
+            acc[r] = sum_lanes(li, acc[r]);
+        }
+    }
     let j = unit0 + u;
-    if (j >= hidden) {
+    if (j >= hidden || lane != 0u) {
         return;
     }
     for (var r = 0u; r < 4u; r++) {

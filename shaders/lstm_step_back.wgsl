@@ -23,10 +23,11 @@
 const UNITS: u32 = 16u;
 const BATCH_TILE: u32 = 16u;
 const K_TILE: u32 = 16u;
-const THREADS: u32 = 64u;
-// Each invocation keeps 4 batch rows of one unit: the tile must match the workgroup.
-const_assert THREADS % UNITS == 0u;
-const_assert BATCH_TILE == 4u * (THREADS / UNITS);
+const K_SPLIT: u32 = 1u;
+// Each invocation keeps 4 batch rows of one unit, for every K_SPLIT-th k of each K_TILE slice.
+const THREADS: u32 = UNITS * (BATCH_TILE / 4u) * K_SPLIT;
+const_assert BATCH_TILE % 4u == 0u;
+const_assert K_TILE % K_SPLIT == 0u;
 
 const REVERSE: u32 = 2u;
 const LENGTHS: u32 = 4u;
@@ -74,8 +75,9 @@ fn lstm_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
     let four_h = 4u * hidden;
     let unit0 = wg.x * UNITS;
     let batch0 = wg.y * BATCH_TILE;
-    let u = li % UNITS;
-    let bg = li / UNITS;
+    let lane = li % K_SPLIT; // which k of each K_SPLIT this invocation adds up
+    let u = (li / K_SPLIT) % UNITS;
+    let bg = li / (K_SPLIT * UNITS);
     let bh = batch * hidden;
 
     // The step whose dG multiplies W_hh: the one that read h_t (in H0 mode: the first step).
@@ -116,7 +118,7 @@ fn lstm_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
                 w_tile[e] = v;
             }
             workgroupBarrier();
-            for (var kk = 0u; kk < K_TILE; kk++) {
+            for (var kk = lane; kk < K_TILE; kk += K_SPLIT) {
                 let w = w_tile[kk * UNITS + u];
                 acc += w * vec4<f32>(
                     dg_tile[(bg * 4u) * K_TILE + kk],
@@ -129,8 +131,10 @@ fn lstm_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
         }
     }
 
+    // The K_SPLIT lanes of each unit add their partial sums; lane 0 goes on.
+    acc = sum_lanes(li, acc);
     let j = unit0 + u;
-    if (j >= hidden) {
+    if (j >= hidden || lane != 0u) {
         return;
     }
     for (var r = 0u; r < 4u; r++) {

@@ -46,23 +46,30 @@ fn variants() -> Vec<(String, String, Capabilities)> {
             Capabilities::default(),
         ));
         if source.contains(wgpu_lstm::kernels::SLOT_UNIFORM) {
-            use wgpu_lstm::kernels::{with_immediate_slot, with_narrow_tiles, WIDE_TILES};
+            use wgpu_lstm::kernels::{with_immediate_slot, Tiling};
             assert!(
-                source.contains(WIDE_TILES),
+                source.contains(&Tiling::WIDE.constants()),
                 "{name}: tile constants not found"
             );
             let immediate = with_immediate_slot(source);
             let caps = Capabilities::IMMEDIATES;
-            out.push((
-                format!("{name} (narrow)"),
-                with_narrow_tiles(source),
-                Capabilities::default(),
-            ));
-            out.push((
-                format!("{name} (narrow, immediates)"),
-                with_narrow_tiles(&immediate),
-                caps,
-            ));
+            let tilings = [
+                ("narrow", Tiling::NARROW),
+                ("split forward", Tiling::SPLIT_FORWARD),
+                ("split backward", Tiling::SPLIT_BACKWARD),
+            ];
+            for (tiling_name, tiling) in tilings {
+                out.push((
+                    format!("{name} ({tiling_name})"),
+                    tiling.apply(source),
+                    Capabilities::default(),
+                ));
+                out.push((
+                    format!("{name} ({tiling_name}, immediates)"),
+                    tiling.apply(&immediate),
+                    caps,
+                ));
+            }
             out.push((format!("{name} (immediates)"), immediate, caps));
         }
     }
@@ -74,7 +81,7 @@ fn shaders_validate_and_translate_to_every_backend() {
     let all = variants();
     assert_eq!(
         all.iter().filter(|v| v.0.ends_with("immediates)")).count(),
-        8
+        16
     );
     for (name, source, caps) in &all {
         let (name, source) = (name.as_str(), source.as_str());

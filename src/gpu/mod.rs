@@ -6,7 +6,7 @@ pub(crate) use tensor::check_shape;
 pub use tensor::Tensor;
 
 use crate::error::{Error, Result};
-use crate::kernels::Kernels;
+use crate::kernels::{Kernels, StepTiling};
 use std::sync::{Arc, Mutex};
 
 /// A GPU device and queue with the engine's pipelines, built once per device.
@@ -32,6 +32,8 @@ struct GpuInner {
     /// between threads (OpenGL): wgpu's GL backend panics when a thread waits more than a few
     /// seconds for the context, which a long submit on a software rasteriser can hold.
     serialize: Option<Mutex<()>>,
+    /// The tiling of the recurrent step kernels (`WGPU_LSTM_TILING`, else automatic).
+    step_tiling: Mutex<StepTiling>,
 }
 
 thread_local! {
@@ -220,6 +222,12 @@ impl Gpu {
                 kernels: Mutex::new(None),
                 slots: Mutex::new(None),
                 timer: Mutex::new(None),
+                step_tiling: Mutex::new(
+                    std::env::var("WGPU_LSTM_TILING")
+                        .ok()
+                        .and_then(|name| StepTiling::parse(&name))
+                        .unwrap_or_default(),
+                ),
                 lost,
             }),
         }
@@ -243,6 +251,19 @@ impl Gpu {
     /// The limits of the device (what sizes the engine can use).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
+    }
+
+    /// Chooses the tiling of the recurrent step kernels for every model on this device (all
+    /// tilings compute the same results; they differ in speed). The default,
+    /// [`StepTiling::Auto`], or the `WGPU_LSTM_TILING` environment variable (`auto`, `wide`,
+    /// `narrow`, `split`) when set.
+    pub fn set_step_tiling(&self, tiling: StepTiling) {
+        *lock(&self.inner.step_tiling) = tiling;
+    }
+
+    /// The tiling setting of the recurrent step kernels.
+    pub fn step_tiling(&self) -> StepTiling {
+        *lock(&self.inner.step_tiling)
     }
 
     /// Whether two handles share one device context.

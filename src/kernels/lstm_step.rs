@@ -1,7 +1,7 @@
 //! `lstm_step.wgsl`: one fused forward timestep per dispatch.
 
 use super::step::StepKernel;
-use super::Slot;
+use super::{Slot, Tiling};
 use crate::error::Result;
 use crate::gpu::{Gpu, StepSlots};
 use crate::model::Cell;
@@ -67,8 +67,8 @@ impl LstmStepKernel {
                 device,
                 "lstm_step",
                 &slots,
-                "lstm_step.wgsl",
-                "rnn_step.wgsl",
+                ("lstm_step.wgsl", "rnn_step.wgsl"),
+                Tiling::SPLIT_FORWARD,
             ),
         }
     }

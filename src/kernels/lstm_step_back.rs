@@ -3,7 +3,7 @@
 
 use super::lstm_step::REVERSE;
 use super::step::StepKernel;
-use super::Slot;
+use super::{Slot, Tiling};
 use crate::error::Result;
 use crate::gpu::{Gpu, StepSlots, H0_MODE};
 use crate::model::Cell;
@@ -59,8 +59,8 @@ impl LstmStepBackKernel {
             device,
             "lstm_step_back",
             &slots,
-            "lstm_step_back.wgsl",
-            "rnn_step_back.wgsl",
+            ("lstm_step_back.wgsl", "rnn_step_back.wgsl"),
+            Tiling::SPLIT_BACKWARD,
         );
         LstmStepBackKernel { kernel }
     }

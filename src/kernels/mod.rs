@@ -58,21 +58,95 @@ pub fn with_immediate_slot(source: &str) -> String {
     source.replace(SLOT_UNIFORM, SLOT_IMMEDIATE)
 }
 
-/// The tile constants of the step kernels as written: 16 hidden units × 16 batch rows per
-/// workgroup, for batches of 5 and more.
-pub const WIDE_TILES: &str =
-    "const UNITS: u32 = 16u;\nconst BATCH_TILE: u32 = 16u;\nconst K_TILE: u32 = 16u;";
-const NARROW_TILES: &str =
-    "const UNITS: u32 = 64u;\nconst BATCH_TILE: u32 = 4u;\nconst K_TILE: u32 = 8u;";
+/// The tile constants of a step kernel: each workgroup owns `units` hidden units × `batch_tile`
+/// batch rows, walks K in slices of `k_tile`, and splits every dot product over `k_split`
+/// invocations whose partial sums are added in workgroup memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tiling {
+    /// Hidden units per workgroup.
+    pub units: usize,
+    /// Batch rows per workgroup (4 per invocation).
+    pub batch_tile: usize,
+    /// Width of the K slices staged in workgroup memory.
+    pub k_tile: usize,
+    /// Invocations that share one dot product (a power of two).
+    pub k_split: usize,
+}
 
-/// Hidden units and batch rows per workgroup of the two step-kernel tilings.
-pub(crate) const WIDE: (usize, usize) = (16, 16);
-pub(crate) const NARROW: (usize, usize) = (64, 4);
+impl Tiling {
+    /// 16 units × 16 rows: the constants as written in the shaders, for batches of 5 and more.
+    pub const WIDE: Tiling = Tiling::new(16, 16, 16, 1);
+    /// 64 units × 4 rows, one invocation per dot product: batches of at most 4 on CPU adapters,
+    /// where few, long invocations suit the few cores.
+    pub const NARROW: Tiling = Tiling::new(64, 4, 8, 1);
+    /// 4 units × 4 rows, 16 invocations per dot product: batches of at most 4 on GPUs in the
+    /// forward kernels, whose W_hh rows run along K (4·H/16 workgroups: 128 at H = 512).
+    pub const SPLIT_FORWARD: Tiling = Tiling::new(4, 4, 64, 16);
+    /// 8 units × 4 rows, 8 invocations per dot product: the backward kernels read W_hh along
+    /// the units, so 8 neighbouring units make 32-byte reads (H/8 workgroups).
+    pub const SPLIT_BACKWARD: Tiling = Tiling::new(8, 4, 64, 8);
 
-/// A step kernel's source tiled for batches of at most 4: 64 units × 4 rows per workgroup, so
-/// that a small batch does not leave most invocations computing padding rows.
-pub fn with_narrow_tiles(source: &str) -> String {
-    source.replace(WIDE_TILES, NARROW_TILES)
+    const fn new(units: usize, batch_tile: usize, k_tile: usize, k_split: usize) -> Tiling {
+        Tiling {
+            units,
+            batch_tile,
+            k_tile,
+            k_split,
+        }
+    }
+
+    /// The WGSL constant declarations of this tiling, as they open every step shader.
+    pub fn constants(&self) -> String {
+        format!(
+            "const UNITS: u32 = {}u;\nconst BATCH_TILE: u32 = {}u;\nconst K_TILE: u32 = {}u;\nconst K_SPLIT: u32 = {}u;",
+            self.units, self.batch_tile, self.k_tile, self.k_split
+        )
+    }
+
+    /// A step shader's source with this tiling instead of [`Tiling::WIDE`].
+    pub fn apply(&self, source: &str) -> String {
+        source.replace(&Tiling::WIDE.constants(), &self.constants())
+    }
+}
+
+/// Which tiling the step kernels use (see [`Gpu::set_step_tiling`](crate::Gpu::set_step_tiling)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StepTiling {
+    /// Wide for batches of 5 and more; for at most 4, split on GPUs and narrow on CPU adapters.
+    #[default]
+    Auto,
+    /// Always [`Tiling::WIDE`].
+    Wide,
+    /// Always [`Tiling::NARROW`].
+    Narrow,
+    /// Always [`Tiling::SPLIT_FORWARD`] / [`Tiling::SPLIT_BACKWARD`].
+    Split,
+}
+
+impl StepTiling {
+    /// Parses `auto`, `wide`, `narrow` or `split` (the `WGPU_LSTM_TILING` values).
+    pub fn parse(name: &str) -> Option<StepTiling> {
+        match name {
+            "auto" => Some(StepTiling::Auto),
+            "wide" => Some(StepTiling::Wide),
+            "narrow" => Some(StepTiling::Narrow),
+            "split" => Some(StepTiling::Split),
+            _ => None,
+        }
+    }
+
+    /// The concrete choice for `batch` rows on a device of `device_type`: 0 wide, 1 narrow,
+    /// 2 split.
+    pub(crate) fn resolve(self, batch: usize, device_type: wgpu::DeviceType) -> usize {
+        match self {
+            StepTiling::Wide => 0,
+            StepTiling::Narrow => 1,
+            StepTiling::Split => 2,
+            StepTiling::Auto if batch > 4 => 0,
+            StepTiling::Auto if device_type == wgpu::DeviceType::Cpu => 1,
+            StepTiling::Auto => 2,
+        }
+    }
 }
 
 fn source(name: &str) -> &'static str {
@@ -177,7 +251,7 @@ pub(crate) fn pipeline_with_groups(
     entry: &str,
     layouts: &[&wgpu::BindGroupLayout],
 ) -> wgpu::ComputePipeline {
-    step_pipeline(device, file, entry, layouts, false, false)
+    step_pipeline(device, file, entry, layouts, false, Tiling::WIDE)
 }
 
 /// A pipeline of a step kernel: with `immediates`, its `slot` is 16 bytes of immediate data and
@@ -188,14 +262,14 @@ pub(crate) fn step_pipeline(
     entry: &str,
     layouts: &[&wgpu::BindGroupLayout],
     immediates: bool,
-    narrow: bool,
+    tiling: Tiling,
 ) -> wgpu::ComputePipeline {
     let mut code = source(file).to_string();
     if immediates {
         code = with_immediate_slot(&code);
     }
-    if narrow {
-        code = with_narrow_tiles(&code);
+    if tiling != Tiling::WIDE {
+        code = tiling.apply(&code);
     }
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(file),
@@ -278,36 +352,40 @@ pub(crate) fn groups(n: usize, d: usize) -> u32 {
 mod tests {
     use super::*;
 
-    /// The Rust tile sizes must be the WGSL constants (dispatch sizes are derived from them).
+    /// Every step shader opens with the wide constants, so that every tiling replaces them.
     #[test]
-    fn tile_constants_match() {
-        let parse = |text: &str, name: &str| -> usize {
-            let line = text
-                .lines()
-                .find(|l| l.starts_with(&format!("const {name}: u32 = ")))
-                .unwrap();
-            line.rsplit(' ')
-                .next()
-                .unwrap()
-                .trim_end_matches("u;")
-                .parse()
-                .unwrap()
-        };
-        for (text, (units, rows)) in [(WIDE_TILES, WIDE), (NARROW_TILES, NARROW)] {
-            assert_eq!(
-                (parse(text, "UNITS"), parse(text, "BATCH_TILE")),
-                (units, rows)
-            );
-        }
-        for (name, source) in SHADER_SOURCES
+    fn tilings_apply_to_every_step_shader() {
+        let tilings = [
+            Tiling::NARROW,
+            Tiling::SPLIT_FORWARD,
+            Tiling::SPLIT_BACKWARD,
+        ];
+        let step_shaders: Vec<_> = SHADER_SOURCES
             .iter()
             .filter(|(_, s)| s.contains(SLOT_UNIFORM))
-        {
+            .collect();
+        assert_eq!(step_shaders.len(), 4);
+        for (name, source) in step_shaders {
             assert!(
-                source.contains(WIDE_TILES),
+                source.contains(&Tiling::WIDE.constants()),
                 "{name}: the tile constants are not as expected"
             );
-            assert!(!with_narrow_tiles(source).contains(WIDE_TILES), "{name}");
+            for tiling in tilings {
+                let tiled = tiling.apply(source);
+                assert!(tiled.contains(&tiling.constants()), "{name} {tiling:?}");
+                assert!(!tiled.contains(&Tiling::WIDE.constants()), "{name}");
+            }
         }
+    }
+
+    #[test]
+    fn auto_tiling_by_batch_and_device() {
+        use wgpu::DeviceType::{Cpu, DiscreteGpu};
+        assert_eq!(StepTiling::Auto.resolve(5, DiscreteGpu), 0);
+        assert_eq!(StepTiling::Auto.resolve(4, DiscreteGpu), 2);
+        assert_eq!(StepTiling::Auto.resolve(1, Cpu), 1);
+        assert_eq!(StepTiling::Wide.resolve(1, DiscreteGpu), 0);
+        assert_eq!(StepTiling::parse("split"), Some(StepTiling::Split));
+        assert_eq!(StepTiling::parse("tall"), None);
     }
 }

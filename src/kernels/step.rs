@@ -2,7 +2,7 @@
 //! per-step timestep index, the LSTM and RNN pipelines in both tilings, and the dispatch loop.
 
 use super::{
-    bind_group, bind_group_dynamic, bind_group_layout, groups, step_pipeline, Slot, NARROW, WIDE,
+    bind_group, bind_group_dynamic, bind_group_layout, groups, step_pipeline, Slot, Tiling,
 };
 use crate::error::Result;
 use crate::gpu::{Gpu, StepSlots, H0_MODE};
@@ -13,24 +13,23 @@ pub(crate) struct StepKernel {
     layout: wgpu::BindGroupLayout,
     /// Group 1: the per-timestep uniform slot, rebound at every step (without immediates).
     slot_layout: wgpu::BindGroupLayout,
-    /// `[cell][tiling]`: LSTM, RNN × wide, narrow (see `with_narrow_tiles`).
-    pipelines: [[wgpu::ComputePipeline; 2]; 2],
+    /// `[cell][tiling]`: LSTM, RNN × `tilings`.
+    pipelines: [[wgpu::ComputePipeline; 3]; 2],
+    /// Wide, narrow and this family's split tiling.
+    tilings: [Tiling; 3],
     /// Whether the timestep is immediate data (else group 1 at a dynamic offset).
     immediates: bool,
-    /// `WGPU_LSTM_TILING=wide|narrow` forces one tiling (to compare them on a GPU); otherwise
-    /// the narrow one serves batches of at most 4.
-    forced: Option<bool>,
 }
 
 impl StepKernel {
-    /// Builds the four pipelines of `lstm_file` and `rnn_file` (entry points named like the
-    /// files) whose group 0 has `slots`.
+    /// Builds the six pipelines of `lstm_file` and `rnn_file` (entry points named like the
+    /// files) whose group 0 has `slots`, with `split` as the family's split tiling.
     pub fn new(
         device: &wgpu::Device,
         label: &str,
         slots: &[Slot],
-        lstm_file: &str,
-        rnn_file: &str,
+        (lstm_file, rnn_file): (&str, &str),
+        split: Tiling,
     ) -> Self {
         let layout = bind_group_layout(device, label, slots);
         // Where the device has immediates, the timestep goes in immediate data: lavapipe leaks
@@ -44,25 +43,18 @@ impl StepKernel {
         } else {
             &[&layout, &slot_layout]
         };
-        let make = |file: &str, narrow: bool| {
+        let tilings = [Tiling::WIDE, Tiling::NARROW, split];
+        let make = |file: &str| {
             let entry = file.trim_end_matches(".wgsl");
-            step_pipeline(device, file, entry, groups, immediates, narrow)
+            tilings.map(|tiling| step_pipeline(device, file, entry, groups, immediates, tiling))
         };
-        let pipelines = [
-            [make(lstm_file, false), make(lstm_file, true)],
-            [make(rnn_file, false), make(rnn_file, true)],
-        ];
-        let forced = match std::env::var("WGPU_LSTM_TILING").as_deref() {
-            Ok("wide") => Some(false),
-            Ok("narrow") => Some(true),
-            _ => None,
-        };
+        let pipelines = [make(lstm_file), make(rnn_file)];
         StepKernel {
             layout,
             slot_layout,
             pipelines,
+            tilings,
             immediates,
-            forced,
         }
     }
 
@@ -72,7 +64,7 @@ impl StepKernel {
     }
 
     /// Binds `buffers` as group 0 and records one dispatch per `(t, mode)` of `order`, over
-    /// `hidden` units and `batch` rows in the tiling that suits the batch.
+    /// `hidden` units and `batch` rows in the tiling the [`Gpu`]'s setting picks for the batch.
     #[allow(clippy::too_many_arguments)]
     pub fn encode(
         &self,
@@ -85,9 +77,13 @@ impl StepKernel {
         slots: Option<&StepSlots>,
         order: impl Iterator<Item = (usize, u32)>,
     ) -> Result<()> {
-        let narrow = self.forced.unwrap_or(batch <= NARROW.1);
-        let (units, rows) = if narrow { NARROW } else { WIDE };
-        let wg = [groups(hidden, units), groups(batch, rows), 1];
+        let choice = gpu.step_tiling().resolve(batch, gpu.info().device_type);
+        let tiling = self.tilings[choice];
+        let wg = [
+            groups(hidden, tiling.units),
+            groups(batch, tiling.batch_tile),
+            1,
+        ];
         gpu.check_dispatch(what, wg)?;
         let group = bind_group(gpu.device(), &self.layout, buffers);
         // Without immediates the timestep comes from the slot buffer at a dynamic offset.
@@ -108,7 +104,7 @@ impl StepKernel {
             Cell::Lstm => 0,
             Cell::Rnn => 1,
         };
-        pass.set_pipeline(&self.pipelines[cell_index][narrow as usize]);
+        pass.set_pipeline(&self.pipelines[cell_index][choice]);
         pass.set_bind_group(0, &group, &[]);
         for (t, mode) in order {
             debug_assert!(mode == 0 || mode == H0_MODE);

@@ -2,6 +2,8 @@
 //! parameters of a GPU model, and error measures.
 #![allow(dead_code)]
 
+pub mod stack;
+
 use rand::{Rng, SeedableRng};
 use std::sync::OnceLock;
 use wgpu_lstm::reference::LstmParams;

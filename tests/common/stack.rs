@@ -1,0 +1,165 @@
+//! The whole-model check of tests/stacked.rs (layers, directions, lengths, batch-first, both
+//! cells; forward and backward against the f64 reference), on a given device.
+
+use super::{assert_close, max_error_scaled, random, to_f64};
+use std::collections::HashMap;
+use wgpu_lstm::reference::{stack_backward, stack_forward, StackShape};
+use wgpu_lstm::{ForwardOptions, Gpu, Lstm, LstmConfig, OutputGrads, Tensor};
+
+/// Forward outputs: as in tests/forward.rs (f32 against f64, ≲ 1e-6 observed).
+pub const FORWARD_TOL: f64 = 1e-5;
+/// Gradients, relative to each tensor's largest entry: as in tests/backward.rs.
+pub const GRAD_TOL: f64 = 1e-4;
+
+/// One configuration and input size.
+pub struct Case {
+    pub config: LstmConfig,
+    pub steps: usize,
+    pub batch: usize,
+    pub lengths: Option<Vec<usize>>,
+}
+
+fn params_of(lstm: &Lstm) -> HashMap<String, Vec<f64>> {
+    let p = lstm.params();
+    p.views()
+        .iter()
+        .map(|v| (v.name.clone(), to_f64(&p.get(&v.name).unwrap())))
+        .collect()
+}
+
+/// `[B, T, F]` → `[T, B, F]` (or back: the same swap of the first two axes).
+fn swap01(a: &[f32], d0: usize, d1: usize, f: usize) -> Vec<f32> {
+    let mut out = vec![0.0; a.len()];
+    for i in 0..d0 {
+        for j in 0..d1 {
+            out[(j * d0 + i) * f..][..f].copy_from_slice(&a[(i * d1 + j) * f..][..f]);
+        }
+    }
+    out
+}
+
+/// Runs `case` forward and backward on `gpu` and compares everything with the f64 reference.
+pub fn check_on(gpu: &Gpu, case: &Case, seed: u64) {
+    let c = case.config;
+    let (steps, batch) = (case.steps, case.batch);
+    let (n_h, dirs, layers) = (c.hidden_size, c.directions(), c.num_layers);
+    let label = format!(
+        "L={layers} D={dirs} bias={} batch_first={} T={steps} B={batch} I={} H={n_h} lengths={:?}",
+        c.bias, c.batch_first, c.input_size, case.lengths
+    );
+    let lstm = Lstm::new(gpu, c.with_seed(seed)).unwrap();
+    let upload = |shape: &[usize], data: &[f32]| Tensor::from_slice(gpu, shape, data).unwrap();
+    let states = layers * dirs * batch * n_h;
+    let x = random(steps * batch * c.input_size, 1.0, seed + 1);
+    let (h0, c0) = (random(states, 0.5, seed + 2), random(states, 1.0, seed + 3));
+    let dy = random(steps * batch * dirs * n_h, 1.0, seed + 4);
+    let (dh_n, dc_n) = (random(states, 1.0, seed + 5), random(states, 1.0, seed + 6));
+
+    // The GPU sees batch-first tensors when configured; the reference is time-major.
+    let to_gpu = |a: &[f32], f: usize| {
+        if c.batch_first {
+            swap01(a, steps, batch, f)
+        } else {
+            a.to_vec()
+        }
+    };
+    let from_gpu = |a: &[f32], f: usize| {
+        if c.batch_first {
+            swap01(a, batch, steps, f)
+        } else {
+            a.to_vec()
+        }
+    };
+    let seq_shape = |f: usize| {
+        if c.batch_first {
+            [batch, steps, f]
+        } else {
+            [steps, batch, f]
+        }
+    };
+    let state_shape = [layers * dirs, batch, n_h];
+    let xt = upload(&seq_shape(c.input_size), &to_gpu(&x, c.input_size));
+    let (h0t, c0t) = (upload(&state_shape, &h0), upload(&state_shape, &c0));
+    let out = lstm
+        .run(
+            &xt,
+            &ForwardOptions {
+                h0: Some(&h0t),
+                c0: Some(&c0t),
+                lengths: case.lengths.as_deref(),
+                train: true,
+            },
+        )
+        .unwrap();
+    let dyt = upload(&seq_shape(dirs * n_h), &to_gpu(&dy, dirs * n_h));
+    let (dhnt, dcnt) = (upload(&state_shape, &dh_n), upload(&state_shape, &dc_n));
+    let grads = OutputGrads {
+        dy: Some(&dyt),
+        dh_n: Some(&dhnt),
+        dc_n: Some(&dcnt),
+    };
+    let back = lstm
+        .backward(out.cache.as_ref().unwrap(), &grads, false)
+        .unwrap();
+
+    let shape = StackShape {
+        cell: c.cell,
+        input_size: c.input_size,
+        hidden_size: n_h,
+        num_layers: layers,
+        bidirectional: c.bidirectional,
+    };
+    let p = params_of(&lstm);
+    let (xr, h0r, c0r) = (to_f64(&x), to_f64(&h0), to_f64(&c0));
+    let lens = case.lengths.as_deref();
+    let want = stack_forward(&shape, &p, &xr, steps, batch, lens, Some(&h0r), Some(&c0r));
+    let y = from_gpu(&out.y.to_vec().unwrap(), dirs * n_h);
+    assert_close(&format!("{label} y"), &y, &want.y, FORWARD_TOL);
+    assert_close(
+        &format!("{label} h_n"),
+        &out.h_n.to_vec().unwrap(),
+        &want.h_n,
+        FORWARD_TOL,
+    );
+    assert_close(
+        &format!("{label} c_n"),
+        &out.c_n.to_vec().unwrap(),
+        &want.c_n,
+        FORWARD_TOL,
+    );
+
+    let g = stack_backward(
+        &shape,
+        &p,
+        &xr,
+        steps,
+        batch,
+        lens,
+        Some(&h0r),
+        Some(&c0r),
+        &to_f64(&dy),
+        Some(&to_f64(&dh_n)),
+        Some(&to_f64(&dc_n)),
+    );
+    let compare = |name: &str, got: &[f32], want: &[f64]| {
+        let err = max_error_scaled(got, want);
+        assert!(
+            err <= GRAD_TOL,
+            "{label} d{name}: error {err:.3e} > {GRAD_TOL:.0e}"
+        );
+    };
+    compare(
+        "x",
+        &from_gpu(&back.dx.to_vec().unwrap(), c.input_size),
+        &g.x,
+    );
+    compare("h0", &back.dh0.to_vec().unwrap(), &g.h0);
+    compare("c0", &back.dc0.to_vec().unwrap(), &g.c0);
+    for v in lstm.params().views() {
+        compare(
+            &v.name,
+            &lstm.params().grad(&v.name).unwrap(),
+            &g.params[&v.name],
+        );
+    }
+}

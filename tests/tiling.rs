@@ -1,0 +1,82 @@
+//! Every tiling of the recurrent step kernels (wide, narrow, split) against the f64 reference,
+//! whatever batch size it would be chosen for: forward and backward, both cells, several layers,
+//! both directions, variable lengths, and sizes that fill no tile (H below, between and above
+//! the tile widths; batches that leave a partial batch tile).
+//!
+//! Each test opens its own device, since the tiling is a setting of the device.
+
+mod common;
+
+use common::stack::{check_on, Case};
+use wgpu_lstm::{Cell, Gpu, LstmConfig, StepTiling};
+
+fn check_tiling(tiling: StepTiling) {
+    let gpu = Gpu::new().unwrap_or_else(|e| panic!("these tests need a GPU adapter: {e}"));
+    gpu.set_step_tiling(tiling);
+    assert_eq!(gpu.step_tiling(), tiling);
+    let cases = [
+        // The smallest: one unit, one row, one step (H < K_SPLIT: most lanes have no k).
+        (LstmConfig::new(3, 1), 1, 1, None),
+        // H = 37: no multiple of any tile; two layers, both directions, lengths.
+        (
+            LstmConfig::new(5, 37)
+                .with_layers(2)
+                .with_bidirectional(true),
+            9,
+            3,
+            Some(vec![9, 2, 5]),
+        ),
+        // A full 4-row tile and H = 70 > 64 (two narrow workgroups).
+        (LstmConfig::new(7, 70), 12, 4, None),
+        // B = 6: a partial second batch tile in the narrow and split tilings.
+        (LstmConfig::new(4, 20), 5, 6, Some(vec![5, 1, 3, 5, 4, 2])),
+        // The vanilla RNN's kernels.
+        (
+            LstmConfig::new(3, 19)
+                .with_cell(Cell::Rnn)
+                .with_bidirectional(true),
+            7,
+            2,
+            Some(vec![7, 3]),
+        ),
+        (LstmConfig::new(6, 41).with_cell(Cell::Rnn), 4, 5, None),
+    ];
+    for (seed, (config, steps, batch, lengths)) in cases.into_iter().enumerate() {
+        let case = Case {
+            config,
+            steps,
+            batch,
+            lengths,
+        };
+        check_on(&gpu, &case, 900 + seed as u64);
+    }
+}
+
+#[test]
+fn wide_tiling_matches_the_reference() {
+    check_tiling(StepTiling::Wide);
+}
+
+#[test]
+fn narrow_tiling_matches_the_reference() {
+    check_tiling(StepTiling::Narrow);
+}
+
+#[test]
+fn split_tiling_matches_the_reference() {
+    check_tiling(StepTiling::Split);
+}
+
+#[test]
+fn long_sequence_at_batch_one_in_the_split_tiling() {
+    // Many steps: an error in the lane sums would grow through the recurrence.
+    let gpu = Gpu::new().unwrap_or_else(|e| panic!("these tests need a GPU adapter: {e}"));
+    gpu.set_step_tiling(StepTiling::Split);
+    let case = Case {
+        config: LstmConfig::new(8, 24),
+        steps: 150,
+        batch: 1,
+        lengths: None,
+    };
+    check_on(&gpu, &case, 950);
+}
