@@ -62,8 +62,11 @@ struct Dims {
 @group(0) @binding(7) var<storage, read_write> gates: array<f32>;
 @group(0) @binding(8) var<storage, read_write> last: array<f32>;
 
-var<workgroup> h_tile: array<f32, BATCH_TILE * K_TILE>;  // [BATCH_TILE][K_TILE]
-var<workgroup> w_tile: array<f32, 4u * UNITS * K_TILE>; // [K_TILE][4 * UNITS], column = gate * UNITS + unit
+// k-major, as vec4 so that each k of the inner loop is two vec4 reads for 16 multiply-adds:
+// h_tile[kk · BATCH_TILE/4 + r/4][r % 4] = h_prev[row r][k0 + kk] and
+// w_tile[kk · UNITS + u] = the four gates' W_hh[unit u][k0 + kk].
+var<workgroup> h_tile: array<vec4<f32>, K_TILE * BATCH_TILE / 4u>;
+var<workgroup> w_tile: array<vec4<f32>, K_TILE * UNITS>;
 
 @compute @workgroup_size(THREADS, 1, 1)
 fn lstm_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -101,7 +104,7 @@ fn lstm_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
                     v = init[dims.h_state + b * hidden + k0 + kk];
                 }
             }
-            h_tile[e] = v;
+            h_tile[kk * (BATCH_TILE / 4u) + r / 4u][r % 4u] = v;
         }
         for (var e = li; e < 4u * UNITS * K_TILE; e += THREADS) {
             let row = e / K_TILE; // gate * UNITS + unit
@@ -112,20 +115,16 @@ fn lstm_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
             if (unit < hidden && k0 + kk < hidden) {
                 v = params[dims.w_offset + (gate * hidden + unit) * hidden + k0 + kk];
             }
-            w_tile[kk * 4u * UNITS + row] = v;
+            w_tile[kk * UNITS + row % UNITS][gate] = v;
         }
         workgroupBarrier();
         for (var kk = lane; kk < K_TILE; kk += K_SPLIT) {
-            let base = kk * 4u * UNITS + u;
-            let w = vec4<f32>(
-                w_tile[base],
-                w_tile[base + UNITS],
-                w_tile[base + 2u * UNITS],
-                w_tile[base + 3u * UNITS],
-            );
-            for (var r = 0u; r < 4u; r++) {
-                acc[r] += h_tile[(bg * 4u + r) * K_TILE + kk] * w;
-            }
+            let w = w_tile[kk * UNITS + u];
+            let h = h_tile[kk * (BATCH_TILE / 4u) + bg];
+            acc[0] += h.x * w;
+            acc[1] += h.y * w;
+            acc[2] += h.z * w;
+            acc[3] += h.w * w;
         }
         workgroupBarrier();
     }

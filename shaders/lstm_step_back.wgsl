@@ -62,7 +62,7 @@ struct Dims {
 @group(0) @binding(7) var<storage, read_write> state: array<f32>;
 @group(0) @binding(8) var<storage, read_write> probes: array<f32>;
 
-var<workgroup> dg_tile: array<f32, BATCH_TILE * K_TILE>; // [BATCH_TILE][K_TILE]
+var<workgroup> dg_tile: array<vec4<f32>, K_TILE * BATCH_TILE / 4u>; // [K_TILE][BATCH_TILE] as vec4 of 4 rows
 var<workgroup> w_tile: array<f32, K_TILE * UNITS>;  // [K_TILE][UNITS]
 
 @compute @workgroup_size(THREADS, 1, 1)
@@ -106,7 +106,7 @@ fn lstm_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
                 if (b < batch && k0 + kk < four_h) {
                     v = dgates[dg_base + b * four_h + k0 + kk];
                 }
-                dg_tile[e] = v;
+                dg_tile[kk * (BATCH_TILE / 4u) + r / 4u][r % 4u] = v;
             }
             for (var e = li; e < K_TILE * UNITS; e += THREADS) {
                 let kk = e / UNITS;
@@ -120,12 +120,7 @@ fn lstm_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
             workgroupBarrier();
             for (var kk = lane; kk < K_TILE; kk += K_SPLIT) {
                 let w = w_tile[kk * UNITS + u];
-                acc += w * vec4<f32>(
-                    dg_tile[(bg * 4u) * K_TILE + kk],
-                    dg_tile[(bg * 4u + 1u) * K_TILE + kk],
-                    dg_tile[(bg * 4u + 2u) * K_TILE + kk],
-                    dg_tile[(bg * 4u + 3u) * K_TILE + kk],
-                );
+                acc += w * dg_tile[kk * (BATCH_TILE / 4u) + bg];
             }
             workgroupBarrier();
         }

@@ -44,7 +44,7 @@ struct Dims {
 @group(0) @binding(5) var<storage, read_write> hs: array<f32>;
 @group(0) @binding(8) var<storage, read_write> last: array<f32>;
 
-var<workgroup> h_tile: array<f32, BATCH_TILE * K_TILE>; // [BATCH_TILE][K_TILE]
+var<workgroup> h_tile: array<vec4<f32>, K_TILE * BATCH_TILE / 4u>; // [K_TILE][BATCH_TILE] as vec4 of 4 rows
 var<workgroup> w_tile: array<f32, K_TILE * UNITS>; // [K_TILE][UNITS]
 
 @compute @workgroup_size(THREADS, 1, 1)
@@ -81,7 +81,7 @@ fn rnn_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
                     v = init[dims.h_state + b * hidden + k0 + kk];
                 }
             }
-            h_tile[e] = v;
+            h_tile[kk * (BATCH_TILE / 4u) + r / 4u][r % 4u] = v;
         }
         for (var e = li; e < K_TILE * UNITS; e += THREADS) {
             let row = e / K_TILE;
@@ -96,12 +96,7 @@ fn rnn_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
         workgroupBarrier();
         for (var kk = lane; kk < K_TILE; kk += K_SPLIT) {
             let w = w_tile[kk * UNITS + u];
-            acc += w * vec4<f32>(
-                h_tile[(bg * 4u) * K_TILE + kk],
-                h_tile[(bg * 4u + 1u) * K_TILE + kk],
-                h_tile[(bg * 4u + 2u) * K_TILE + kk],
-                h_tile[(bg * 4u + 3u) * K_TILE + kk],
-            );
+            acc += w * h_tile[kk * (BATCH_TILE / 4u) + bg];
         }
         workgroupBarrier();
     }

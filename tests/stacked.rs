@@ -262,3 +262,22 @@ fn vanilla_rnn_stacked_bidirectional_with_lengths() {
         362,
     );
 }
+
+#[test]
+fn sizes_in_multiples_of_four_take_the_vec4_matrix_products() {
+    // I, H and the column offsets of the second direction are multiples of 4, so every matrix
+    // product (projection, dW_ih, dW_hh, dx, both layers) stages its operands as vec4; T·B = 21
+    // rows and 4H = 80 columns leave partial 64×64 tiles.
+    let config = LstmConfig::new(8, 20)
+        .with_layers(2)
+        .with_bidirectional(true);
+    check(
+        &Case {
+            config,
+            steps: 7,
+            batch: 3,
+            lengths: Some(vec![7, 4, 6]),
+        },
+        360,
+    );
+}

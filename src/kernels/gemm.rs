@@ -1,4 +1,5 @@
-//! `gemm.wgsl`: C = op(A)·op(B) (+C) (+bias), register-tiled.
+//! `gemm.wgsl`: C = op(A)·op(B) (+C) (+bias), register-tiled, with vec4 loads where the
+//! operands allow them.
 
 use super::{bind_group, bind_group_layout, groups, pipeline, Slot};
 use crate::error::Result;
@@ -56,7 +57,28 @@ pub(crate) struct Gemm<'a> {
 
 pub(crate) struct GemmKernel {
     layout: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
+    /// `gemm` (scalar loads, any operands) and `gemm_vec4`.
+    scalar: wgpu::ComputePipeline,
+    vec4: wgpu::ComputePipeline,
+}
+
+impl Operand<'_> {
+    /// Whether the vec4 entry point can stage this operand: its offset and row stride are
+    /// multiples of 4, and so is its extent along memory (`contiguous`), so that each vec4 it
+    /// loads lies wholly inside or outside the matrix.
+    fn vec4_aligned(&self, contiguous: usize) -> bool {
+        self.offset % 4 == 0 && self.stride % 4 == 0 && contiguous % 4 == 0
+    }
+}
+
+impl Gemm<'_> {
+    /// Whether both operands can be loaded as vec4 (A is `[m, k]`, stored `[k, m]` when
+    /// transposed; B is `[k, n]`, stored `[n, k]` when transposed).
+    pub fn vec4_loads(&self) -> bool {
+        let a_run = if self.a.transposed { self.m } else { self.k };
+        let b_run = if self.b.transposed { self.k } else { self.n };
+        self.a.vec4_aligned(a_run) && self.b.vec4_aligned(b_run)
+    }
 }
 
 impl GemmKernel {
@@ -70,10 +92,16 @@ impl GemmKernel {
                 Slot::Read,
                 Slot::Read,
                 Slot::ReadWrite,
+                // A and B again, seen as vec4 by `gemm_vec4`.
+                Slot::Read,
+                Slot::Read,
             ],
         );
-        let pipeline = pipeline(device, "gemm.wgsl", "gemm", &layout);
-        GemmKernel { layout, pipeline }
+        GemmKernel {
+            scalar: pipeline(device, "gemm.wgsl", "gemm", &layout),
+            vec4: pipeline(device, "gemm.wgsl", "gemm_vec4", &layout),
+            layout,
+        }
     }
 
     /// Records the product into `pass`.
@@ -118,9 +146,21 @@ impl GemmKernel {
         let group = bind_group(
             gpu.device(),
             &self.layout,
-            &[&uniform, op.a.buffer, op.b.buffer, bias_buffer, op.c],
+            &[
+                &uniform,
+                op.a.buffer,
+                op.b.buffer,
+                bias_buffer,
+                op.c,
+                op.a.buffer,
+                op.b.buffer,
+            ],
         );
-        pass.set_pipeline(&self.pipeline);
+        pass.set_pipeline(if op.vec4_loads() {
+            &self.vec4
+        } else {
+            &self.scalar
+        });
         pass.set_bind_group(0, &group, &[]);
         pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
         Ok(())
