@@ -67,7 +67,9 @@ impl Operand<'_> {
     /// multiples of 4, and so is its extent along memory (`contiguous`), so that each vec4 it
     /// loads lies wholly inside or outside the matrix.
     fn vec4_aligned(&self, contiguous: usize) -> bool {
-        self.offset % 4 == 0 && self.stride % 4 == 0 && contiguous % 4 == 0
+        [self.offset, self.stride, contiguous]
+            .iter()
+            .all(|n| n.is_multiple_of(4))
     }
 }
 
