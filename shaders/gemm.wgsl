@@ -19,7 +19,7 @@ const TILE_N: u32 = 64u;
 const TILE_K: u32 = 16u;
 const THREADS: u32 = 256u;
 // 16×16 invocations of 4×4 outputs cover the tile; one slice of each operand is one vec4 per
-// invocation (or four scalars).
+// invocation, or 4×4 blocks for a quarter of them.
 const_assert TILE_M == 64u;
 const_assert TILE_N == 64u;
 const_assert TILE_M * TILE_K == 4u * THREADS;
@@ -55,6 +55,8 @@ struct Params {
 @group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>; // b, seen as vec4
 
 // [TILE_K][TILE_M / 4] and [TILE_K][TILE_N / 4]: element (kk, r) is a_tile[kk·16 + r/4][r%4].
+// Always written as whole vec4s: a store to one component of a shared vector may be compiled
+// as a read-modify-write of all four (a known DXC bug), which would race between invocations.
 var<workgroup> a_tile: array<vec4<f32>, TILE_K * TILE_M / 4u>;
 var<workgroup> b_tile: array<vec4<f32>, TILE_K * TILE_N / 4u>;
 
@@ -92,31 +94,38 @@ fn gemm(
     var acc: array<vec4<f32>, 4>; // acc[i][j]: row 4 ly + i, column 4 lx + j
 
     for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
-        // Each invocation stages 4 elements of each operand. The index split follows the operand's
-        // memory order so that neighbouring invocations read neighbouring addresses.
-        for (var q = 0u; q < 4u; q++) {
-            let e = li + q * THREADS;
-            var r: u32;
-            var kk: u32;
-            if (trans_a) {
-                kk = e / TILE_M;
-                r = e % TILE_M;
-            } else {
-                r = e / TILE_K;
-                kk = e % TILE_K;
-            }
-            a_tile[(kk * TILE_M + r) / 4u][r % 4u] = load_a(row0 + r, k0 + kk);
-
-            var cc: u32;
-            if (trans_b) {
-                cc = e / TILE_K;
-                kk = e % TILE_K;
-            } else {
-                kk = e / TILE_N;
-                cc = e % TILE_N;
-            }
-            b_tile[(kk * TILE_N + cc) / 4u][cc % 4u] = load_b(k0 + kk, col0 + cc);
+        // Each invocation stages one vec4 of each tile (4 rows of A, 4 columns of B, at one k),
+        // whole: invocations never write parts of the same vec4. The index split follows the
+        // operand's memory order so that neighbouring invocations read neighbouring addresses.
+        var r: u32;
+        var kk: u32;
+        if (trans_a) { // stored [K, M]: the 4 rows are contiguous
+            kk = li / (TILE_M / 4u);
+            r = (li % (TILE_M / 4u)) * 4u;
+        } else { // stored [M, K]: neighbours take neighbouring k
+            kk = li % TILE_K;
+            r = (li / TILE_K) * 4u;
         }
+        a_tile[kk * (TILE_M / 4u) + r / 4u] = vec4<f32>(
+            load_a(row0 + r, k0 + kk),
+            load_a(row0 + r + 1u, k0 + kk),
+            load_a(row0 + r + 2u, k0 + kk),
+            load_a(row0 + r + 3u, k0 + kk),
+        );
+        var cc: u32;
+        if (trans_b) { // stored [N, K]: neighbours take neighbouring k
+            kk = li % TILE_K;
+            cc = (li / TILE_K) * 4u;
+        } else { // stored [K, N]: the 4 columns are contiguous
+            kk = li / (TILE_N / 4u);
+            cc = (li % (TILE_N / 4u)) * 4u;
+        }
+        b_tile[kk * (TILE_N / 4u) + cc / 4u] = vec4<f32>(
+            load_b(k0 + kk, col0 + cc),
+            load_b(k0 + kk, col0 + cc + 1u),
+            load_b(k0 + kk, col0 + cc + 2u),
+            load_b(k0 + kk, col0 + cc + 3u),
+        );
         workgroupBarrier();
         multiply_tiles(lid.xy, &acc);
         workgroupBarrier();
@@ -138,45 +147,55 @@ fn gemm_vec4(
     var acc: array<vec4<f32>, 4>;
 
     for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
-        // One vec4 of each operand per invocation, along the operand's contiguous axis; a vec4
-        // lies wholly inside or outside the matrix.
-        if (trans_a) { // A stored [K, M]: 4 rows of one k, one vec4 of the tile
+        // Loads are vec4 along each operand's contiguous axis; a vec4 lies wholly inside or
+        // outside the matrix. Where that axis is the tile's vec4 axis (rows of Aᵀ, columns of
+        // B), every invocation moves one vec4. Where it is K, 64 invocations each load a 4×4
+        // block and store it transposed, so that no two invocations write parts of one vec4.
+        if (trans_a) { // A stored [K, M]: 4 rows of one k
             let kk = li / (TILE_M / 4u);
             let r = (li % (TILE_M / 4u)) * 4u;
             var v = vec4<f32>(0.0);
             if (row0 + r < p.m && k0 + kk < p.k) {
                 v = a4[(p.a_offset + (k0 + kk) * p.lda + row0 + r) / 4u];
             }
-            a_tile[(kk * TILE_M + r) / 4u] = v;
-        } else { // A stored [M, K]: 4 k of one row
-            let r = li / (TILE_K / 4u);
+            a_tile[kk * (TILE_M / 4u) + r / 4u] = v;
+        } else if (li < TILE_M * TILE_K / 16u) { // A stored [M, K]: a block of 4 rows × 4 k
             let kk = (li % (TILE_K / 4u)) * 4u;
-            var v = vec4<f32>(0.0);
-            if (row0 + r < p.m && k0 + kk < p.k) {
-                v = a4[(p.a_offset + (row0 + r) * p.lda + k0 + kk) / 4u];
-            }
+            let r = (li / (TILE_K / 4u)) * 4u;
+            var block: array<vec4<f32>, 4>; // block[q]: row r + q, k kk .. kk+3
             for (var q = 0u; q < 4u; q++) {
-                a_tile[((kk + q) * TILE_M + r) / 4u][r % 4u] = v[q];
+                if (row0 + r + q < p.m && k0 + kk < p.k) {
+                    block[q] = a4[(p.a_offset + (row0 + r + q) * p.lda + k0 + kk) / 4u];
+                }
+            }
+            for (var j = 0u; j < 4u; j++) {
+                a_tile[(kk + j) * (TILE_M / 4u) + r / 4u] =
+                    vec4<f32>(block[0][j], block[1][j], block[2][j], block[3][j]);
             }
         }
-        if (trans_b) { // B stored [N, K]: 4 k of one column
-            let cc = li / (TILE_K / 4u);
-            let kk = (li % (TILE_K / 4u)) * 4u;
-            var v = vec4<f32>(0.0);
-            if (col0 + cc < p.n && k0 + kk < p.k) {
-                v = b4[(p.b_offset + (col0 + cc) * p.ldb + k0 + kk) / 4u];
-            }
-            for (var q = 0u; q < 4u; q++) {
-                b_tile[((kk + q) * TILE_N + cc) / 4u][cc % 4u] = v[q];
-            }
-        } else { // B stored [K, N]: 4 columns of one k, one vec4 of the tile
+        if (!trans_b) { // B stored [K, N]: 4 columns of one k
             let kk = li / (TILE_N / 4u);
             let cc = (li % (TILE_N / 4u)) * 4u;
             var v = vec4<f32>(0.0);
             if (col0 + cc < p.n && k0 + kk < p.k) {
                 v = b4[(p.b_offset + (k0 + kk) * p.ldb + col0 + cc) / 4u];
             }
-            b_tile[(kk * TILE_N + cc) / 4u] = v;
+            b_tile[kk * (TILE_N / 4u) + cc / 4u] = v;
+        } else if (li >= THREADS - TILE_N * TILE_K / 16u) { // B stored [N, K]: 4 columns × 4 k
+            // The last 64 invocations, so that with A also transposed 128 share the work.
+            let block_index = li - (THREADS - TILE_N * TILE_K / 16u);
+            let kk = (block_index % (TILE_K / 4u)) * 4u;
+            let cc = (block_index / (TILE_K / 4u)) * 4u;
+            var block: array<vec4<f32>, 4>; // block[q]: column cc + q, k kk .. kk+3
+            for (var q = 0u; q < 4u; q++) {
+                if (col0 + cc + q < p.n && k0 + kk < p.k) {
+                    block[q] = b4[(p.b_offset + (col0 + cc + q) * p.ldb + k0 + kk) / 4u];
+                }
+            }
+            for (var j = 0u; j < 4u; j++) {
+                b_tile[(kk + j) * (TILE_N / 4u) + cc / 4u] =
+                    vec4<f32>(block[0][j], block[1][j], block[2][j], block[3][j]);
+            }
         }
         workgroupBarrier();
         multiply_tiles(lid.xy, &acc);

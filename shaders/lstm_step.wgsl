@@ -92,30 +92,36 @@ fn lstm_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     var acc: array<vec4<f32>, 4>; // acc[r] = (i, f, g, o) pre-activations for batch row bg*4+r
 
     for (var k0 = 0u; k0 < hidden; k0 += K_TILE) {
-        for (var e = li; e < BATCH_TILE * K_TILE; e += THREADS) {
-            let r = e / K_TILE;
+        // Whole vec4s of 4 rows at one k: invocations never write parts of one vector.
+        for (var e = li; e < BATCH_TILE / 4u * K_TILE; e += THREADS) {
             let kk = e % K_TILE;
-            let b = batch0 + r;
-            var v = 0.0;
-            if (b < batch && k0 + kk < hidden) {
-                if (has_prev) {
-                    v = hs[(t_prev * batch + b) * stride + dims.col_offset + k0 + kk];
-                } else {
-                    v = init[dims.h_state + b * hidden + k0 + kk];
+            var rows = vec4<f32>(0.0);
+            for (var q = 0u; q < 4u; q++) {
+                let r = (e / K_TILE) * 4u + q;
+                let b = batch0 + r;
+                var v = 0.0;
+                if (b < batch && k0 + kk < hidden) {
+                    if (has_prev) {
+                        v = hs[(t_prev * batch + b) * stride + dims.col_offset + k0 + kk];
+                    } else {
+                        v = init[dims.h_state + b * hidden + k0 + kk];
+                    }
+                }
+                rows[q] = v;
+            }
+            h_tile[kk * (BATCH_TILE / 4u) + e / K_TILE] = rows;
+        }
+        // Whole vec4s of the 4 gates of one unit at one k.
+        for (var e = li; e < UNITS * K_TILE; e += THREADS) {
+            let kk = e % K_TILE;
+            let unit = unit0 + e / K_TILE;
+            var w = vec4<f32>(0.0);
+            if (unit < hidden && k0 + kk < hidden) {
+                for (var gate = 0u; gate < 4u; gate++) {
+                    w[gate] = params[dims.w_offset + (gate * hidden + unit) * hidden + k0 + kk];
                 }
             }
-            h_tile[kk * (BATCH_TILE / 4u) + r / 4u][r % 4u] = v;
-        }
-        for (var e = li; e < 4u * UNITS * K_TILE; e += THREADS) {
-            let row = e / K_TILE; // gate * UNITS + unit
-            let kk = e % K_TILE;
-            let gate = row / UNITS;
-            let unit = unit0 + row % UNITS;
-            var v = 0.0;
-            if (unit < hidden && k0 + kk < hidden) {
-                v = params[dims.w_offset + (gate * hidden + unit) * hidden + k0 + kk];
-            }
-            w_tile[kk * UNITS + row % UNITS][gate] = v;
+            w_tile[kk * UNITS + e / K_TILE] = w;
         }
         workgroupBarrier();
         for (var kk = lane; kk < K_TILE; kk += K_SPLIT) {

@@ -83,15 +83,20 @@ fn rnn_step_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     if (has_next) {
         let dg_base = t_next * bh;
         for (var k0 = 0u; k0 < hidden; k0 += K_TILE) {
-            for (var e = li; e < BATCH_TILE * K_TILE; e += THREADS) {
-                let r = e / K_TILE;
+            // Whole vec4s of 4 rows at one k: invocations never write parts of one vector.
+            for (var e = li; e < BATCH_TILE / 4u * K_TILE; e += THREADS) {
                 let kk = e % K_TILE;
-                let b = batch0 + r;
-                var v = 0.0;
-                if (b < batch && k0 + kk < hidden) {
-                    v = dgates[dg_base + b * hidden + k0 + kk];
+                var rows = vec4<f32>(0.0);
+                for (var q = 0u; q < 4u; q++) {
+                    let r = (e / K_TILE) * 4u + q;
+                    let b = batch0 + r;
+                    var v = 0.0;
+                    if (b < batch && k0 + kk < hidden) {
+                        v = dgates[dg_base + b * hidden + k0 + kk];
+                    }
+                    rows[q] = v;
                 }
-                dg_tile[kk * (BATCH_TILE / 4u) + r / 4u][r % 4u] = v;
+                dg_tile[kk * (BATCH_TILE / 4u) + e / K_TILE] = rows;
             }
             for (var e = li; e < K_TILE * UNITS; e += THREADS) {
                 let kk = e / UNITS;

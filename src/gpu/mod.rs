@@ -34,6 +34,88 @@ struct GpuInner {
     serialize: Option<Mutex<()>>,
     /// The tiling of the recurrent step kernels (`WGPU_LSTM_TILING`, else automatic).
     step_tiling: Mutex<StepTiling>,
+    /// Activation buffers reused from call to call (see [`Gpu::scratch`]).
+    scratch: Mutex<ScratchPool>,
+}
+
+/// Storage buffers kept for reuse, by size in bytes. A buffer is free when the pool holds the
+/// only reference to it: every tensor or cache that used it has been dropped, and the thread
+/// that took it has submitted since (see `pending`).
+#[derive(Default)]
+struct ScratchPool {
+    by_size: std::collections::HashMap<u64, Vec<PooledBuffer>>,
+    /// The buffers each thread took since its last submit. A call may drop a temporary buffer
+    /// while its commands are still being recorded; were it free at once, another thread could
+    /// take it for activations that live across two of its submissions, and this call's submit,
+    /// landing between them, would overwrite them. Held here, it stays busy until submitted.
+    pending: std::collections::HashMap<std::thread::ThreadId, Vec<Arc<wgpu::Buffer>>>,
+    /// Counts requests, to tell which free buffers have gone unused for a while.
+    requests: u64,
+}
+
+struct PooledBuffer {
+    buffer: Arc<wgpu::Buffer>,
+    last_request: u64,
+}
+
+/// A free buffer not asked for in this many requests is released (checked whenever the pool
+/// allocates, and every this many requests): a training or inference loop repeats the same
+/// sizes; a change of sizes leaves the old ones idle.
+const SCRATCH_IDLE_REQUESTS: u64 = 512;
+
+impl ScratchPool {
+    /// A free buffer of `bytes`, if any.
+    fn take(&mut self, bytes: u64) -> Option<Arc<wgpu::Buffer>> {
+        self.requests += 1;
+        let now = self.requests;
+        if now.is_multiple_of(SCRATCH_IDLE_REQUESTS) {
+            self.release_idle();
+        }
+        let entry = self
+            .by_size
+            .get_mut(&bytes)?
+            .iter_mut()
+            .find(|e| Arc::strong_count(&e.buffer) == 1)?;
+        entry.last_request = now;
+        Some(entry.buffer.clone())
+    }
+
+    /// Releases the free buffers not asked for in the last `SCRATCH_IDLE_REQUESTS` requests.
+    fn release_idle(&mut self) {
+        let now = self.requests;
+        for list in self.by_size.values_mut() {
+            list.retain(|e| {
+                Arc::strong_count(&e.buffer) > 1 || now - e.last_request < SCRATCH_IDLE_REQUESTS
+            });
+        }
+        self.by_size.retain(|_, list| !list.is_empty());
+    }
+
+    /// Keeps `buffer` for reuse, first releasing free buffers that have been idle.
+    fn insert(&mut self, buffer: Arc<wgpu::Buffer>) {
+        self.release_idle();
+        let now = self.requests;
+        self.by_size
+            .entry(buffer.size())
+            .or_default()
+            .push(PooledBuffer {
+                buffer,
+                last_request: now,
+            });
+    }
+
+    /// Bytes held by buffers no tensor uses.
+    fn free_bytes(&self) -> u64 {
+        self.by_size
+            .iter()
+            .map(|(size, list)| {
+                size * list
+                    .iter()
+                    .filter(|e| Arc::strong_count(&e.buffer) == 1)
+                    .count() as u64
+            })
+            .sum()
+    }
 }
 
 thread_local! {
@@ -222,6 +304,7 @@ impl Gpu {
                 kernels: Mutex::new(None),
                 slots: Mutex::new(None),
                 timer: Mutex::new(None),
+                scratch: Mutex::new(ScratchPool::default()),
                 step_tiling: Mutex::new(
                     std::env::var("WGPU_LSTM_TILING")
                         .ok()
@@ -436,6 +519,44 @@ impl Gpu {
         })
     }
 
+    /// A storage buffer of `len` f32 values whose contents are **unspecified**: a buffer of the
+    /// same size that nothing uses any more, or a new one. The hot path (forward, backward and
+    /// training calls that repeat their sizes) so allocates no GPU memory after the first call.
+    /// Callers overwrite the buffer, or clear it, before reading it.
+    pub(crate) fn scratch(&self, what: &str, len: usize) -> Result<Arc<wgpu::Buffer>> {
+        let bytes = (len.max(1) * 4) as u64;
+        let reused = lock(&self.inner.scratch).take(bytes);
+        let buffer = match reused {
+            Some(buffer) => buffer,
+            None => {
+                let buffer = Arc::new(self.storage_buffer(what, len)?);
+                lock(&self.inner.scratch).insert(buffer.clone());
+                buffer
+            }
+        };
+        lock(&self.inner.scratch)
+            .pending
+            .entry(std::thread::current().id())
+            .or_default()
+            .push(buffer.clone());
+        Ok(buffer)
+    }
+
+    /// Releases the pooled activation buffers that no tensor uses (they are otherwise kept for
+    /// calls of the same sizes, and released after about 500 requests of other sizes).
+    pub fn release_scratch(&self) {
+        let mut pool = lock(&self.inner.scratch);
+        for list in pool.by_size.values_mut() {
+            list.retain(|e| Arc::strong_count(&e.buffer) > 1);
+        }
+        pool.by_size.retain(|_, list| !list.is_empty());
+    }
+
+    /// Bytes of pooled activation buffers that no tensor uses at the moment.
+    pub fn scratch_free_bytes(&self) -> u64 {
+        lock(&self.inner.scratch).free_bytes()
+    }
+
     /// A storage buffer holding `data`.
     pub(crate) fn storage_buffer_init(&self, what: &str, data: &[f32]) -> Result<wgpu::Buffer> {
         self.scoped(|| {
@@ -494,6 +615,10 @@ impl Gpu {
     pub(crate) fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
         self.scoped(|| {
             self.inner.queue.submit([encoder.finish()]);
+            // What this thread recorded is now queued: its scratch buffers may be reused.
+            lock(&self.inner.scratch)
+                .pending
+                .remove(&std::thread::current().id());
             Ok(())
         })
     }
@@ -720,4 +845,33 @@ impl Gpu {
 /// guarded here stays valid whatever a panicking thread did).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch buffer dropped before its thread submitted stays busy for other threads until
+    /// that submit, and is reused after it.
+    #[test]
+    fn scratch_dropped_before_submit_is_not_lent_to_another_thread() {
+        let gpu = Gpu::new().expect("this test needs a GPU adapter");
+        let taken = gpu.scratch("temporary", 1000).unwrap();
+        let address = Arc::as_ptr(&taken) as usize;
+        drop(taken); // as a temporary is, while its commands are still being recorded
+        let other = gpu.clone();
+        let lent = std::thread::spawn(move || {
+            Arc::as_ptr(&other.scratch("activations", 1000).unwrap()) as usize
+        })
+        .join()
+        .unwrap();
+        assert_ne!(lent, address, "lent before the taking thread submitted");
+        gpu.submit(gpu.encoder("nothing")).unwrap();
+        let after = gpu.scratch("again", 1000).unwrap();
+        assert_eq!(
+            Arc::as_ptr(&after) as usize,
+            address,
+            "not reused after the submit"
+        );
+    }
 }

@@ -101,7 +101,10 @@ impl Tensor {
         self.len() == 0
     }
 
-    /// The underlying buffer (shared with the engine).
+    /// The underlying buffer (shared with the engine). Tensors the engine returns may be views
+    /// of its pooled activation buffers, which it reuses once no `Arc` of them is left: to keep
+    /// the data beyond the tensor, keep the tensor or this `Arc`, not a clone of the
+    /// `wgpu::Buffer` inside.
     pub fn buffer(&self) -> &Arc<wgpu::Buffer> {
         &self.buffer
     }

@@ -296,9 +296,10 @@ impl Lstm {
             } else {
                 Some(gpu.step_slots(steps)?)
             };
-            let init =
-                Arc::new(gpu.storage_buffer("initial states [2, L·D, B, H]", 2 * state_len)?);
-            let last = Arc::new(gpu.storage_buffer("final states [2, L·D, B, H]", 2 * state_len)?);
+            // Activations come from the device's scratch pool (reused when a call repeats the
+            // sizes of one whose results were dropped); each is overwritten or cleared below.
+            let init = gpu.scratch("initial states [2, L·D, B, H]", 2 * state_len)?;
+            let last = gpu.scratch("final states [2, L·D, B, H]", 2 * state_len)?;
             let lengths = match opts.lengths {
                 Some(l) => {
                     let l: Vec<u32> = l.iter().map(|&v| v as u32).collect();
@@ -308,25 +309,31 @@ impl Lstm {
             };
             let no_lengths = gpu.storage_buffer_u32("no lengths", &[])?;
             let lengths_buffer = lengths.as_deref().unwrap_or(&no_lengths);
-            let xproj = gpu.storage_buffer("input projection [T, B, G·H]", rows * gates_h)?;
+            let xproj = gpu.scratch("input projection [T, B, G·H]", rows * gates_h)?;
 
             let mut encoder = gpu.encoder("lstm forward");
             for (i, state) in [opts.h0, opts.c0].into_iter().enumerate() {
-                if let Some(s) = state {
-                    let dst = (i * state_len * 4) as u64;
-                    encoder.copy_buffer_to_buffer(
+                let dst = (i * state_len * 4) as u64;
+                match state {
+                    Some(s) => encoder.copy_buffer_to_buffer(
                         s.buffer(),
                         s.byte_offset(),
                         &init,
                         dst,
                         s.byte_len(),
-                    );
+                    ),
+                    None => encoder.clear_buffer(&init, dst, Some((state_len * 4) as u64)),
                 }
+            }
+            // A vanilla RNN has no cell state: its c_n reads as zeros.
+            if rnn {
+                let c_half = (state_len * 4) as u64;
+                encoder.clear_buffer(&last, c_half, Some(c_half));
             }
             let mut caches = Vec::with_capacity(layers);
             // Training keeps its own copy of x: the caller may reuse its buffer before backward.
             let x_copy = if train && !cfg.batch_first {
-                let copy = Arc::new(gpu.storage_buffer("x kept for backward", x.len())?);
+                let copy = gpu.scratch("x kept for backward", x.len())?;
                 encoder.copy_buffer_to_buffer(x.buffer(), x.byte_offset(), &copy, 0, x.byte_len());
                 Some(copy)
             } else {
@@ -374,24 +381,24 @@ impl Lstm {
                         dropout_seed = Some(seed);
                     }
                     let cs_slots = if train { steps } else { 2 };
-                    let hs = Arc::new(
-                        gpu.storage_buffer("hidden states [T, B, D·H]", rows * dirs * n_h)?,
-                    );
+                    let hs = gpu.scratch("hidden states [T, B, D·H]", rows * dirs * n_h)?;
                     // A vanilla RNN keeps no cell state and no gates.
                     let cs_len = if rnn {
                         1
                     } else {
                         cs_slots * batch * dirs * n_h
                     };
-                    let cs = Arc::new(gpu.storage_buffer("cell states [slots, B, D·H]", cs_len)?);
+                    let cs = gpu.scratch("cell states [slots, B, D·H]", cs_len)?;
                     let mut gates = Vec::with_capacity(dirs);
                     for d in 0..dirs {
                         let o = self.offsets(l, d)?;
-                        let g = Arc::new(if train && !rnn {
-                            gpu.storage_buffer("gates [T, B, 4H]", rows * gates_h)?
+                        // Steps past a sequence's length leave their gates unwritten; the
+                        // backward pass does not read them.
+                        let g = if train && !rnn {
+                            gpu.scratch("gates [T, B, 4H]", rows * gates_h)?
                         } else {
-                            gpu.storage_buffer("unused gates", 1)?
-                        });
+                            gpu.scratch("unused gates", 1)?
+                        };
                         let params = self.arena.params_buffer();
                         drop(pass);
                         pass = gpu.compute_pass(&mut encoder, "projection");
@@ -618,17 +625,32 @@ impl Lstm {
             };
             let no_lengths = gpu.storage_buffer_u32("no lengths", &[])?;
             let lengths_buffer = cache.lengths.as_deref().unwrap_or(&no_lengths);
-            let dgates: Vec<wgpu::Buffer> = (0..dirs)
-                .map(|_| gpu.storage_buffer("gate gradients [T, B, G·H]", rows * gates_h))
+            // Scratch buffers as in `run`: the step kernels write every gate gradient; the
+            // states are cleared below.
+            let dgates: Vec<Arc<wgpu::Buffer>> = (0..dirs)
+                .map(|_| gpu.scratch("gate gradients [T, B, G·H]", rows * gates_h))
                 .collect::<Result<_>>()?;
-            let states: Vec<wgpu::Buffer> = (0..layers * dirs)
-                .map(|_| gpu.storage_buffer("backward state", STATE_SLOTS * bh))
+            let states: Vec<Arc<wgpu::Buffer>> = (0..layers * dirs)
+                .map(|_| gpu.scratch("backward state", STATE_SLOTS * bh))
                 .collect::<Result<_>>()?;
-            let no_probes = gpu.storage_buffer("no probes", 1)?;
-            let dh0 = Arc::new(gpu.storage_buffer("dh0 [L·D, B, H]", state_len)?);
-            let dc0 = Arc::new(gpu.storage_buffer("dc0 [L·D, B, H]", state_len)?);
+            let no_probes = gpu.scratch("no probes", 1)?;
+            let dh0 = gpu.scratch("dh0 [L·D, B, H]", state_len)?;
+            let dc0 = gpu.scratch("dc0 [L·D, B, H]", state_len)?;
 
             let mut encoder = gpu.encoder("lstm backward");
+            // Carries and probe products start at zero unless set from dh_n, dc_n below.
+            for state in &states {
+                encoder.clear_buffer(state, 0, None);
+            }
+            // The top layer's output gradient: the caller's, or zeros.
+            let (dy_buffer, dy_start) = match grads.dy {
+                Some(g) => (g.buffer().clone(), g.offset()),
+                None => {
+                    let zeros = gpu.scratch("zero dy", rows * dirs * n_h)?;
+                    encoder.clear_buffer(&zeros, 0, None);
+                    (zeros, 0)
+                }
+            };
             // The kernel reads c_0 from slot 3 of the state.
             for (i, state) in states.iter().enumerate() {
                 let c0 = ((state_len + i * bh) * 4) as u64;
@@ -660,32 +682,26 @@ impl Lstm {
             {
                 let mut pass = gpu.compute_pass(&mut encoder, "layout");
                 // The time-major gradient of the top layer's output.
-                let (mut dy, mut dy_offset): (Arc<wgpu::Buffer>, usize) = match grads.dy {
-                    Some(g) if cfg.batch_first => {
-                        let t = self.sequence_copy(
-                            &kernels,
-                            &mut pass,
-                            g.buffer(),
-                            g.offset(),
-                            [steps, batch, dirs * n_h],
-                            (true, false),
-                            None,
-                            None,
-                        )?;
-                        (t, 0)
-                    }
-                    Some(g) => (g.buffer().clone(), g.offset()),
-                    None => (
-                        Arc::new(gpu.storage_buffer("zero dy", rows * dirs * n_h)?),
-                        0,
-                    ),
+                let (mut dy, mut dy_offset) = if grads.dy.is_some() && cfg.batch_first {
+                    let t = self.sequence_copy(
+                        &kernels,
+                        &mut pass,
+                        &dy_buffer,
+                        dy_start,
+                        [steps, batch, dirs * n_h],
+                        (true, false),
+                        None,
+                        None,
+                    )?;
+                    (t, 0)
+                } else {
+                    (dy_buffer, dy_start)
                 };
                 let mut dx_layer = None;
                 for l in (0..layers).rev() {
                     let lc = &cache.layers[l];
                     let in_size = cfg.layer_input_size(l);
-                    let dx_l =
-                        Arc::new(gpu.storage_buffer("input gradient [T, B, in]", rows * in_size)?);
+                    let dx_l = gpu.scratch("input gradient [T, B, in]", rows * in_size)?;
                     for (d, dg) in dgates.iter().enumerate() {
                         let o = self.offsets(l, d)?;
                         let state_index = l * dirs + d;
@@ -955,10 +971,8 @@ impl Lstm {
         lengths: Option<&wgpu::Buffer>,
         dropout: Option<(f32, u32)>,
     ) -> Result<Arc<wgpu::Buffer>> {
-        let dst = Arc::new(
-            self.gpu
-                .storage_buffer("sequence", steps * batch * features)?,
-        );
+        // Every element is written (padding as zeros where lengths are given).
+        let dst = self.gpu.scratch("sequence", steps * batch * features)?;
         kernels.sequence.encode(
             &self.gpu,
             pass,

@@ -145,7 +145,8 @@ impl SequenceModel {
                 let kernels = gpu.kernels()?;
                 gpu.record("one-hot", |encoder| {
                     let ids = gpu.storage_buffer_u32("token ids", tokens)?;
-                    let x = Arc::new(gpu.storage_buffer("one-hot input", rows * vocab)?);
+                    // Every element is written (a scratch buffer: see `Gpu::scratch`).
+                    let x = gpu.scratch("one-hot input", rows * vocab)?;
                     let mut pass = gpu.compute_pass(encoder, "input encoding");
                     kernels
                         .loss
@@ -250,11 +251,16 @@ impl SequenceModel {
         };
         let kernels = gpu.kernels()?;
         gpu.record("head and loss", |encoder| {
-            let logits = gpu.storage_buffer("logits", rows * outputs)?;
-            let dlogits = gpu.storage_buffer("logit gradients", rows * outputs)?;
-            let row_losses = gpu.storage_buffer("row losses", rows)?;
-            let loss = Arc::new(gpu.storage_buffer("loss", 1)?);
-            let dy = Arc::new(gpu.storage_buffer("dy", steps * batch * width)?);
+            // Scratch buffers (see `Gpu::scratch`): the kernels below write every element,
+            // except the rows of dy before the first scored step, which are cleared.
+            let logits = gpu.scratch("logits", rows * outputs)?;
+            let dlogits = gpu.scratch("logit gradients", rows * outputs)?;
+            let row_losses = gpu.scratch("row losses", rows)?;
+            let loss = gpu.scratch("loss", 1)?;
+            let dy = gpu.scratch("dy", steps * batch * width)?;
+            if first_row > 0 {
+                encoder.clear_buffer(&dy, 0, Some((first_row * width * 4) as u64));
+            }
             let targets = gpu.storage_buffer_u32("targets", &target_bits)?;
             let params = arena.params_buffer();
             let grads = arena.grads_buffer();
