@@ -57,6 +57,7 @@ fn variants() -> Vec<(String, String, Capabilities)> {
                 ("narrow", Tiling::NARROW),
                 ("split forward", Tiling::SPLIT_FORWARD),
                 ("split backward", Tiling::SPLIT_BACKWARD),
+                ("wide split", Tiling::WIDE_SPLIT),
             ];
             for (tiling_name, tiling) in tilings {
                 out.push((
@@ -81,7 +82,7 @@ fn shaders_validate_and_translate_to_every_backend() {
     let all = variants();
     assert_eq!(
         all.iter().filter(|v| v.0.ends_with("immediates)")).count(),
-        16
+        20
     );
     for (name, source, caps) in &all {
         let (name, source) = (name.as_str(), source.as_str());

@@ -1,7 +1,7 @@
-//! Every tiling of the recurrent step kernels (wide, narrow, split) against the f64 reference,
-//! whatever batch size it would be chosen for: forward and backward, both cells, several layers,
-//! both directions, variable lengths, and sizes that fill no tile (H below, between and above
-//! the tile widths; batches that leave a partial batch tile).
+//! Every tiling of the recurrent step kernels (wide, narrow, split, wide-split) against the f64
+//! reference, whatever batch size it would be chosen for: forward and backward, both cells,
+//! several layers, both directions, variable lengths, and sizes that fill no tile (H below,
+//! between and above the tile widths; batches that leave a partial batch tile).
 //!
 //! Each test opens its own device, since the tiling is a setting of the device.
 
@@ -65,6 +65,11 @@ fn narrow_tiling_matches_the_reference() {
 #[test]
 fn split_tiling_matches_the_reference() {
     check_tiling(StepTiling::Split);
+}
+
+#[test]
+fn wide_split_tiling_matches_the_reference() {
+    check_tiling(StepTiling::WideSplit);
 }
 
 #[test]

@@ -67,7 +67,7 @@ impl LstmStepKernel {
                 device,
                 "lstm_step",
                 &slots,
-                ("lstm_step.wgsl", "rnn_step.wgsl"),
+                ["lstm_step.wgsl", "rnn_step.wgsl"],
                 Tiling::SPLIT_FORWARD,
             ),
         }

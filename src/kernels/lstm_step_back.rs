@@ -59,7 +59,7 @@ impl LstmStepBackKernel {
             device,
             "lstm_step_back",
             &slots,
-            ("lstm_step_back.wgsl", "rnn_step_back.wgsl"),
+            ["lstm_step_back.wgsl", "rnn_step_back.wgsl"],
             Tiling::SPLIT_BACKWARD,
         );
         LstmStepBackKernel { kernel }

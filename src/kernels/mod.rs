@@ -85,6 +85,12 @@ impl Tiling {
     /// 8 units × 4 rows, 8 invocations per dot product: the backward kernels read W_hh along
     /// the units, so 8 neighbouring units make 32-byte reads (H/8 workgroups).
     pub const SPLIT_BACKWARD: Tiling = Tiling::new(8, 4, 64, 8);
+    /// 16 units × 16 rows with 4 invocations per dot product (256 per workgroup): batches of
+    /// 5 and more on GPUs. A step's dot products are sequential chains of K multiply-adds per
+    /// invocation; splitting them 4 ways shortens the chain that bounds a step's latency and
+    /// gives the GPU 4× the invocations to hide memory latency with (at B = 64, H = 512: 128
+    /// workgroups of 256 instead of 64).
+    pub const WIDE_SPLIT: Tiling = Tiling::new(16, 16, 32, 4);
 
     const fn new(units: usize, batch_tile: usize, k_tile: usize, k_split: usize) -> Tiling {
         Tiling {
@@ -112,7 +118,8 @@ impl Tiling {
 /// Which tiling the step kernels use (see [`Gpu::set_step_tiling`](crate::Gpu::set_step_tiling)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum StepTiling {
-    /// Wide for batches of 5 and more; for at most 4, split on GPUs and narrow on CPU adapters.
+    /// On GPUs wide-split for batches of 5 and more, split for at most 4; on CPU adapters
+    /// (few cores, where long invocations win) wide and narrow.
     #[default]
     Auto,
     /// Always [`Tiling::WIDE`].
@@ -121,30 +128,39 @@ pub enum StepTiling {
     Narrow,
     /// Always [`Tiling::SPLIT_FORWARD`] / [`Tiling::SPLIT_BACKWARD`].
     Split,
+    /// Always [`Tiling::WIDE_SPLIT`].
+    WideSplit,
 }
 
 impl StepTiling {
-    /// Parses `auto`, `wide`, `narrow` or `split` (the `WGPU_LSTM_TILING` values).
+    /// Parses `auto`, `wide`, `narrow`, `split` or `wide-split` (the `WGPU_LSTM_TILING`
+    /// values).
     pub fn parse(name: &str) -> Option<StepTiling> {
         match name {
             "auto" => Some(StepTiling::Auto),
             "wide" => Some(StepTiling::Wide),
             "narrow" => Some(StepTiling::Narrow),
             "split" => Some(StepTiling::Split),
+            "wide-split" => Some(StepTiling::WideSplit),
             _ => None,
         }
     }
 
     /// The concrete choice for `batch` rows on a device of `device_type`: 0 wide, 1 narrow,
-    /// 2 split.
+    /// 2 split, 3 wide-split.
     pub(crate) fn resolve(self, batch: usize, device_type: wgpu::DeviceType) -> usize {
+        let cpu = device_type == wgpu::DeviceType::Cpu;
         match self {
             StepTiling::Wide => 0,
             StepTiling::Narrow => 1,
             StepTiling::Split => 2,
-            StepTiling::Auto if batch > 4 => 0,
-            StepTiling::Auto if device_type == wgpu::DeviceType::Cpu => 1,
-            StepTiling::Auto => 2,
+            StepTiling::WideSplit => 3,
+            StepTiling::Auto => match (batch > 4, cpu) {
+                (true, true) => 0,
+                (false, true) => 1,
+                (false, false) => 2,
+                (true, false) => 3,
+            },
         }
     }
 }
@@ -359,6 +375,7 @@ mod tests {
             Tiling::NARROW,
             Tiling::SPLIT_FORWARD,
             Tiling::SPLIT_BACKWARD,
+            Tiling::WIDE_SPLIT,
         ];
         let step_shaders: Vec<_> = SHADER_SOURCES
             .iter()
@@ -381,9 +398,10 @@ mod tests {
     #[test]
     fn auto_tiling_by_batch_and_device() {
         use wgpu::DeviceType::{Cpu, DiscreteGpu};
-        assert_eq!(StepTiling::Auto.resolve(5, DiscreteGpu), 0);
+        assert_eq!(StepTiling::Auto.resolve(5, DiscreteGpu), 3);
         assert_eq!(StepTiling::Auto.resolve(4, DiscreteGpu), 2);
         assert_eq!(StepTiling::Auto.resolve(1, Cpu), 1);
+        assert_eq!(StepTiling::Auto.resolve(64, Cpu), 0);
         assert_eq!(StepTiling::Wide.resolve(1, DiscreteGpu), 0);
         assert_eq!(StepTiling::parse("split"), Some(StepTiling::Split));
         assert_eq!(StepTiling::parse("tall"), None);

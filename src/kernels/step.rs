@@ -1,5 +1,5 @@
 //! What the forward and backward step kernels share: the bind-group layout of their buffers, the
-//! per-step timestep index, the LSTM and RNN pipelines in both tilings, and the dispatch loop.
+//! per-step timestep index, the LSTM and RNN pipelines in every tiling, and the dispatch loop.
 
 use super::{
     bind_group, bind_group_dynamic, bind_group_layout, groups, step_pipeline, Slot, Tiling,
@@ -7,55 +7,65 @@ use super::{
 use crate::error::Result;
 use crate::gpu::{Gpu, StepSlots, H0_MODE};
 use crate::model::Cell;
+use std::sync::OnceLock;
 
 /// The pipelines of one step-kernel family (forward or backward).
 pub(crate) struct StepKernel {
+    device: wgpu::Device,
+    /// The LSTM and RNN shader files (entry points named like them).
+    files: [&'static str; 2],
     layout: wgpu::BindGroupLayout,
     /// Group 1: the per-timestep uniform slot, rebound at every step (without immediates).
     slot_layout: wgpu::BindGroupLayout,
-    /// `[cell][tiling]`: LSTM, RNN × `tilings`.
-    pipelines: [[wgpu::ComputePipeline; 3]; 2],
-    /// Wide, narrow and this family's split tiling.
-    tilings: [Tiling; 3],
+    /// `[cell][tiling]`: LSTM, RNN × `tilings`, each built when first used (a device uses one
+    /// or two of the four).
+    pipelines: [[OnceLock<wgpu::ComputePipeline>; 4]; 2],
+    /// Wide, narrow, this family's split tiling and wide-split (the order of
+    /// `StepTiling::resolve`).
+    tilings: [Tiling; 4],
     /// Whether the timestep is immediate data (else group 1 at a dynamic offset).
     immediates: bool,
 }
 
 impl StepKernel {
-    /// Builds the six pipelines of `lstm_file` and `rnn_file` (entry points named like the
-    /// files) whose group 0 has `slots`, with `split` as the family's split tiling.
+    /// The kernels of `lstm_file` and `rnn_file` whose group 0 has `slots`, with `split` as
+    /// the family's split tiling.
     pub fn new(
         device: &wgpu::Device,
         label: &str,
         slots: &[Slot],
-        (lstm_file, rnn_file): (&str, &str),
+        files: [&'static str; 2],
         split: Tiling,
     ) -> Self {
-        let layout = bind_group_layout(device, label, slots);
         // Where the device has immediates, the timestep goes in immediate data: lavapipe leaks
         // memory in proportion to the bound buffers when a descriptor set is rebound at every
         // step, as a dynamic uniform offset needs.
         let immediates = device.features().contains(wgpu::Features::IMMEDIATES)
             && device.limits().max_immediate_size >= 16;
-        let slot_layout = bind_group_layout(device, "step slot", &[Slot::DynamicUniform(16)]);
-        let groups: &[&wgpu::BindGroupLayout] = if immediates {
-            &[&layout]
-        } else {
-            &[&layout, &slot_layout]
-        };
-        let tilings = [Tiling::WIDE, Tiling::NARROW, split];
-        let make = |file: &str| {
-            let entry = file.trim_end_matches(".wgsl");
-            tilings.map(|tiling| step_pipeline(device, file, entry, groups, immediates, tiling))
-        };
-        let pipelines = [make(lstm_file), make(rnn_file)];
         StepKernel {
-            layout,
-            slot_layout,
-            pipelines,
-            tilings,
+            device: device.clone(),
+            files,
+            layout: bind_group_layout(device, label, slots),
+            slot_layout: bind_group_layout(device, "step slot", &[Slot::DynamicUniform(16)]),
+            pipelines: Default::default(),
+            tilings: [Tiling::WIDE, Tiling::NARROW, split, Tiling::WIDE_SPLIT],
             immediates,
         }
+    }
+
+    /// The pipeline of `cell` in tiling `choice`, built on first use.
+    fn pipeline(&self, cell: usize, choice: usize) -> &wgpu::ComputePipeline {
+        self.pipelines[cell][choice].get_or_init(|| {
+            let file = self.files[cell];
+            let groups: &[&wgpu::BindGroupLayout] = if self.immediates {
+                &[&self.layout]
+            } else {
+                &[&self.layout, &self.slot_layout]
+            };
+            let entry = file.trim_end_matches(".wgsl");
+            let tiling = self.tilings[choice];
+            step_pipeline(&self.device, file, entry, groups, self.immediates, tiling)
+        })
     }
 
     /// Whether the timestep goes in immediate data (then no step slots are needed).
@@ -104,7 +114,7 @@ impl StepKernel {
             Cell::Lstm => 0,
             Cell::Rnn => 1,
         };
-        pass.set_pipeline(&self.pipelines[cell_index][choice]);
+        pass.set_pipeline(self.pipeline(cell_index, choice));
         pass.set_bind_group(0, &group, &[]);
         for (t, mode) in order {
             debug_assert!(mode == 0 || mode == H0_MODE);
