@@ -542,6 +542,24 @@ impl Gpu {
         Ok(buffer)
     }
 
+    /// A scratch buffer holding `data` (u32 values such as lengths or token ids), written with
+    /// `queue.write_buffer`: the write lands at the queue's next submit, so before the commands
+    /// this thread is recording and after every earlier submission that used the buffer (it was
+    /// free, so those were submitted).
+    pub(crate) fn scratch_u32(&self, what: &str, data: &[u32]) -> Result<Arc<wgpu::Buffer>> {
+        self.check_buffer_size(what, (data.len().max(1) * 4) as u64, true)?;
+        let buffer = self.scratch(what, data.len())?;
+        if !data.is_empty() {
+            self.scoped(|| {
+                self.inner
+                    .queue
+                    .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
+                Ok(())
+            })?;
+        }
+        Ok(buffer)
+    }
+
     /// Releases the pooled activation buffers that no tensor uses (they are otherwise kept for
     /// calls of the same sizes, and released after about 500 requests of other sizes).
     pub fn release_scratch(&self) {
@@ -567,26 +585,6 @@ impl Gpu {
                     .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
             }
             Ok(buffer)
-        })
-    }
-
-    /// A read-only storage buffer of u32 values (sequence lengths).
-    pub(crate) fn storage_buffer_u32(&self, what: &str, data: &[u32]) -> Result<wgpu::Buffer> {
-        self.check_buffer_size(what, (data.len().max(1) * 4) as u64, true)?;
-        let padded: Vec<u32> = if data.is_empty() {
-            vec![0]
-        } else {
-            data.to_vec()
-        };
-        self.scoped(|| {
-            Ok(wgpu::util::DeviceExt::create_buffer_init(
-                &self.inner.device,
-                &wgpu::util::BufferInitDescriptor {
-                    label: Some(what),
-                    contents: bytemuck::cast_slice(&padded),
-                    usage: wgpu::BufferUsages::STORAGE,
-                },
-            ))
         })
     }
 

@@ -303,11 +303,11 @@ impl Lstm {
             let lengths = match opts.lengths {
                 Some(l) => {
                     let l: Vec<u32> = l.iter().map(|&v| v as u32).collect();
-                    Some(Arc::new(gpu.storage_buffer_u32("lengths", &l)?))
+                    Some(gpu.scratch_u32("lengths", &l)?)
                 }
                 None => None,
             };
-            let no_lengths = gpu.storage_buffer_u32("no lengths", &[])?;
+            let no_lengths = gpu.scratch("no lengths (unread)", 1)?;
             let lengths_buffer = lengths.as_deref().unwrap_or(&no_lengths);
             let xproj = gpu.scratch("input projection [T, B, G·H]", rows * gates_h)?;
 
@@ -623,7 +623,7 @@ impl Lstm {
             } else {
                 Some(gpu.step_slots(steps)?)
             };
-            let no_lengths = gpu.storage_buffer_u32("no lengths", &[])?;
+            let no_lengths = gpu.scratch("no lengths (unread)", 1)?;
             let lengths_buffer = cache.lengths.as_deref().unwrap_or(&no_lengths);
             // Scratch buffers as in `run`: the step kernels write every gate gradient; the
             // states are cleared below.

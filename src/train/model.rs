@@ -144,7 +144,7 @@ impl SequenceModel {
                 check_len("tokens", tokens.len(), rows)?;
                 let kernels = gpu.kernels()?;
                 gpu.record("one-hot", |encoder| {
-                    let ids = gpu.storage_buffer_u32("token ids", tokens)?;
+                    let ids = gpu.scratch_u32("token ids", tokens)?;
                     // Every element is written (a scratch buffer: see `Gpu::scratch`).
                     let x = gpu.scratch("one-hot input", rows * vocab)?;
                     let mut pass = gpu.compute_pass(encoder, "input encoding");
@@ -261,7 +261,7 @@ impl SequenceModel {
             if first_row > 0 {
                 encoder.clear_buffer(&dy, 0, Some((first_row * width * 4) as u64));
             }
-            let targets = gpu.storage_buffer_u32("targets", &target_bits)?;
+            let targets = gpu.scratch_u32("targets", &target_bits)?;
             let params = arena.params_buffer();
             let grads = arena.grads_buffer();
             let mut pass = gpu.compute_pass(encoder, "head and loss");
