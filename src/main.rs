@@ -247,6 +247,10 @@ struct BenchArgs {
     /// Adapter to use.
     #[arg(long)]
     device: Option<String>,
+    /// Tiling of the recurrent step kernels: auto, wide, narrow, split or wide-split (see the
+    /// README's portability notes) [default: $WGPU_LSTM_TILING, else auto].
+    #[arg(long)]
+    tiling: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -818,6 +822,14 @@ fn gradflow(a: &GradflowArgs) -> wgpu_lstm::Result<ExitCode> {
 
 fn bench(a: &BenchArgs) -> wgpu_lstm::Result<ExitCode> {
     let gpu = Gpu::with_adapter(a.device.as_deref())?;
+    if let Some(name) = &a.tiling {
+        let tiling = wgpu_lstm::StepTiling::parse(name).ok_or_else(|| {
+            wgpu_lstm::Error::Invalid(format!(
+                "--tiling {name}: expected auto, wide, narrow, split or wide-split"
+            ))
+        })?;
+        gpu.set_step_tiling(tiling);
+    }
     let sizes: Vec<BenchSize> = if !a.sizes.is_empty() {
         a.sizes
             .iter()
@@ -834,7 +846,13 @@ fn bench(a: &BenchArgs) -> wgpu_lstm::Result<ExitCode> {
         ));
     }
     let info = gpu.info();
-    let device = format!("{} ({:?}, {})", info.name, info.backend, info.driver_info);
+    let device = format!(
+        "{} ({:?}, {}), step tiling {:?}",
+        info.name,
+        info.backend,
+        info.driver_info,
+        gpu.step_tiling()
+    );
     let mut rows = Vec::new();
     for size in &sizes {
         for mode in [Mode::Inference, Mode::Training] {

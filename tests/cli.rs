@@ -306,4 +306,13 @@ fn bench_smoke_prints_the_table_and_json() {
     let (code, _, err) = wgpu_lstm(&["bench", "--size", "3x2x5"]);
     assert_eq!(code, 2);
     assert!(err.contains("TxBxIxH"), "{err}");
+    let one_call = [
+        "bench", "--size", "3x2x5x7", "--iters", "1", "--warmup", "0",
+    ];
+    let (code, out, err) = wgpu_lstm(&[&one_call[..], &["--tiling", "wide-split"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("step tiling WideSplit"), "{out}");
+    let (code, _, err) = wgpu_lstm(&[&one_call[..], &["--tiling", "tall"]].concat());
+    assert_eq!(code, 2);
+    assert!(err.contains("--tiling tall"), "{err}");
 }
