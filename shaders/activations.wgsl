@@ -10,10 +10,11 @@ struct StepSlot {
     _pad1: u32,
 }
 
-// Partial sums of the K_SPLIT lanes that share a unit and batch rows (the lanes are the fastest
-// part of the invocation index): the tilings for small batches split each dot product over
-// several invocations, so that a step spreads over enough workgroups to fill a GPU. The sum is
-// valid in lane 0. Contains barriers: call it in uniform control flow.
+// The sum of v over the K_SPLIT lanes that share a unit and batch rows (the lanes are the
+// fastest part of the invocation index), valid in lane 0. The split tilings (GPUs) spread each
+// dot product over K_SPLIT invocations, to shorten a step's serial chain and fill the device;
+// the including kernel defines K_SPLIT and THREADS. With K_SPLIT = 1 it returns v and the
+// compiler drops lane_sums. Contains barriers: call it in uniform control flow.
 var<workgroup> lane_sums: array<vec4<f32>, THREADS>;
 
 fn sum_lanes(li: u32, v: vec4<f32>) -> vec4<f32> {
@@ -32,7 +33,6 @@ fn sum_lanes(li: u32, v: vec4<f32>) -> vec4<f32> {
 }
 const_assert 0u == (K_SPLIT & (K_SPLIT - 1u)); // a power of two, for the halving sum
 
-//
 // WGSL lets an implementation assume that no NaN or infinity occurs, so builtins such as clamp,
 // min or tanh are not relied on for them: NaN is detected from the bits and passed through,
 // which is what PyTorch does, and arguments are clamped so that exp never overflows.

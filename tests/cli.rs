@@ -316,3 +316,48 @@ fn bench_smoke_prints_the_table_and_json() {
     assert_eq!(code, 2);
     assert!(err.contains("--tiling tall"), "{err}");
 }
+
+#[test]
+fn compare_script_joins_bench_json_with_a_baseline() {
+    // The baseline is our own run relabelled as another engine (with every time doubled), so
+    // the joined table is known: ratio 2.00 on every row. PyTorch itself is not needed.
+    let (code, json, err) = wgpu_lstm(&["bench", "--size", "3x2x5x7", "--iters", "1", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let dir = std::env::temp_dir().join(format!("wgpu-lstm-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ours = dir.join("ours.json");
+    let theirs = dir.join("theirs.json");
+    std::fs::write(&ours, &json).unwrap();
+    let relabel = r#"import json, sys
+d = json.load(open(sys.argv[1]))
+d["engine"] = "test baseline"
+for r in d["results"]:
+    r["ms"] *= 2
+    r["gflops"] /= 2
+json.dump(d, open(sys.argv[2], "w"))"#;
+    let status = std::process::Command::new("python3")
+        .args(["-c", relabel])
+        .args([&ours, &theirs])
+        .status()
+        .expect("python3 is needed (the CI installs it)");
+    assert!(status.success());
+    let out = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/compare.py"))
+        .args([&ours, &theirs])
+        .output()
+        .expect("run compare.py");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(table.contains("baseline: test baseline"), "{table}");
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| 3x2x5x7"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows.iter().all(|r| r.contains("| 2.00 |")), "{table}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

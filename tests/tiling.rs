@@ -40,6 +40,8 @@ fn check_tiling(tiling: StepTiling) {
             Some(vec![7, 3]),
         ),
         (LstmConfig::new(6, 41).with_cell(Cell::Rnn), 4, 5, None),
+        // B = 18: two 16-row tiles of the wide tilings, the second partial.
+        (LstmConfig::new(4, 20), 3, 18, None),
     ];
     for (seed, (config, steps, batch, lengths)) in cases.into_iter().enumerate() {
         let case = Case {

@@ -253,6 +253,13 @@ impl Gpu {
     /// Without `WGPU_BACKEND`, the primary backends (Vulkan, Metal, DX12) are tried first and
     /// OpenGL only when they offer no adapter.
     pub fn with_adapter(name: Option<&str>) -> Result<Gpu> {
+        if let Ok(tiling) = std::env::var("WGPU_LSTM_TILING") {
+            if StepTiling::parse(&tiling).is_none() {
+                return Err(Error::Invalid(format!(
+                    "WGPU_LSTM_TILING={tiling}: expected auto, wide, narrow, split or wide-split"
+                )));
+            }
+        }
         let adapter = match wgpu::Backends::from_env() {
             Some(backends) => find_adapter(backends, name)?,
             None => find_adapter(wgpu::Backends::PRIMARY, name)
@@ -339,7 +346,7 @@ impl Gpu {
     /// Chooses the tiling of the recurrent step kernels for every model on this device (all
     /// tilings compute the same results; they differ in speed). The default,
     /// [`StepTiling::Auto`], or the `WGPU_LSTM_TILING` environment variable (`auto`, `wide`,
-    /// `narrow`, `split`) when set.
+    /// `narrow`, `split`, `wide-split`) when set.
     pub fn set_step_tiling(&self, tiling: StepTiling) {
         *lock(&self.inner.step_tiling) = tiling;
     }
@@ -459,7 +466,14 @@ impl Gpu {
             pollster::block_on(internal.pop()),
             pollster::block_on(oom.pop()),
         ];
-        if let Some(e) = errors.into_iter().flatten().next() {
+        let failed = errors.into_iter().flatten().next();
+        if failed.is_some() || value.is_err() {
+            // A failed call submits nothing more: the scratch buffers it took are free again.
+            lock(&self.inner.scratch)
+                .pending
+                .remove(&std::thread::current().id());
+        }
+        if let Some(e) = failed {
             return Err(e.into());
         }
         self.check_alive()?;
@@ -529,7 +543,23 @@ impl Gpu {
         let buffer = match reused {
             Some(buffer) => buffer,
             None => {
-                let buffer = Arc::new(self.storage_buffer(what, len)?);
+                // Its own error scopes: a buffer whose creation failed (out of memory) must not
+                // enter the pool, where every later call of this size would take it again.
+                self.check_buffer_size(what, bytes, true)?;
+                let buffer = self.scoped(|| {
+                    let device = &self.inner.device;
+                    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+                    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+                    let buffer = Arc::new(self.storage_buffer(what, len)?);
+                    let errors = [
+                        pollster::block_on(validation.pop()),
+                        pollster::block_on(oom.pop()),
+                    ];
+                    match errors.into_iter().flatten().next() {
+                        Some(e) => Err(Error::from(e)),
+                        None => Ok(buffer),
+                    }
+                })?;
                 lock(&self.inner.scratch).insert(buffer.clone());
                 buffer
             }
@@ -542,12 +572,16 @@ impl Gpu {
         Ok(buffer)
     }
 
-    /// A scratch buffer holding `data` (u32 values such as lengths or token ids), written with
+    /// A scratch buffer holding `data` (4-byte values: lengths, token ids, inputs), written with
     /// `queue.write_buffer`: the write lands at the queue's next submit, so before the commands
     /// this thread is recording and after every earlier submission that used the buffer (it was
     /// free, so those were submitted).
-    pub(crate) fn scratch_u32(&self, what: &str, data: &[u32]) -> Result<Arc<wgpu::Buffer>> {
-        self.check_buffer_size(what, (data.len().max(1) * 4) as u64, true)?;
+    pub(crate) fn scratch_init<T: bytemuck::Pod>(
+        &self,
+        what: &str,
+        data: &[T],
+    ) -> Result<Arc<wgpu::Buffer>> {
+        debug_assert_eq!(std::mem::size_of::<T>(), 4);
         let buffer = self.scratch(what, data.len())?;
         if !data.is_empty() {
             self.scoped(|| {
@@ -871,5 +905,24 @@ mod tests {
             address,
             "not reused after the submit"
         );
+    }
+
+    /// A call that fails after taking scratch buffers submits nothing: they are free again.
+    #[test]
+    fn scratch_of_a_failed_call_is_free_again() {
+        let gpu = Gpu::new().expect("this test needs a GPU adapter");
+        let mut address = 0;
+        let failed = gpu.scoped(|| -> Result<()> {
+            address = Arc::as_ptr(&gpu.scratch("temporary", 777)?) as usize;
+            Err(Error::Invalid("fails after taking a buffer".into()))
+        });
+        assert!(failed.is_err());
+        let other = gpu.clone();
+        let lent = std::thread::spawn(move || {
+            Arc::as_ptr(&other.scratch("activations", 777).unwrap()) as usize
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lent, address, "still held for the failed call");
     }
 }

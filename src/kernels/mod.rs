@@ -80,7 +80,7 @@ impl Tiling {
     /// where few, long invocations suit the few cores.
     pub const NARROW: Tiling = Tiling::new(64, 4, 8, 1);
     /// 4 units × 4 rows, 16 invocations per dot product: batches of at most 4 on GPUs in the
-    /// forward kernels, whose W_hh rows run along K (4·H/16 workgroups: 128 at H = 512).
+    /// forward kernels, whose W_hh rows run along K (H/4 workgroups: 128 at H = 512).
     pub const SPLIT_FORWARD: Tiling = Tiling::new(4, 4, 64, 16);
     /// 8 units × 4 rows, 8 invocations per dot product: the backward kernels read W_hh along
     /// the units, so 8 neighbouring units make 32-byte reads (H/8 workgroups).
@@ -146,21 +146,15 @@ impl StepTiling {
         }
     }
 
-    /// The concrete choice for `batch` rows on a device of `device_type`: 0 wide, 1 narrow,
-    /// 2 split, 3 wide-split.
-    pub(crate) fn resolve(self, batch: usize, device_type: wgpu::DeviceType) -> usize {
+    /// The concrete tiling (never `Auto`) for `batch` rows on a device of `device_type`.
+    pub(crate) fn resolve(self, batch: usize, device_type: wgpu::DeviceType) -> StepTiling {
         let cpu = device_type == wgpu::DeviceType::Cpu;
-        match self {
-            StepTiling::Wide => 0,
-            StepTiling::Narrow => 1,
-            StepTiling::Split => 2,
-            StepTiling::WideSplit => 3,
-            StepTiling::Auto => match (batch > 4, cpu) {
-                (true, true) => 0,
-                (false, true) => 1,
-                (false, false) => 2,
-                (true, false) => 3,
-            },
+        match (self, batch > 4, cpu) {
+            (StepTiling::Auto, true, true) => StepTiling::Wide,
+            (StepTiling::Auto, false, true) => StepTiling::Narrow,
+            (StepTiling::Auto, false, false) => StepTiling::Split,
+            (StepTiling::Auto, true, false) => StepTiling::WideSplit,
+            (concrete, _, _) => concrete,
         }
     }
 }
@@ -267,24 +261,25 @@ pub(crate) fn pipeline_with_groups(
     entry: &str,
     layouts: &[&wgpu::BindGroupLayout],
 ) -> wgpu::ComputePipeline {
-    step_pipeline(device, file, entry, layouts, false, Tiling::WIDE)
+    step_pipeline(device, file, entry, layouts, false, None)
 }
 
 /// A pipeline of a step kernel: with `immediates`, its `slot` is 16 bytes of immediate data and
-/// `layouts` holds group 0 only; else `slot` is the dynamic uniform of group 1.
+/// `layouts` holds group 0 only; else `slot` is the dynamic uniform of group 1. `tiling`
+/// replaces the step kernels' tile constants (`None` for other shaders).
 pub(crate) fn step_pipeline(
     device: &wgpu::Device,
     file: &str,
     entry: &str,
     layouts: &[&wgpu::BindGroupLayout],
     immediates: bool,
-    tiling: Tiling,
+    tiling: Option<Tiling>,
 ) -> wgpu::ComputePipeline {
     let mut code = source(file).to_string();
     if immediates {
         code = with_immediate_slot(&code);
     }
-    if tiling != Tiling::WIDE {
+    if let Some(tiling) = tiling {
         code = tiling.apply(&code);
     }
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -398,11 +393,12 @@ mod tests {
     #[test]
     fn auto_tiling_by_batch_and_device() {
         use wgpu::DeviceType::{Cpu, DiscreteGpu};
-        assert_eq!(StepTiling::Auto.resolve(5, DiscreteGpu), 3);
-        assert_eq!(StepTiling::Auto.resolve(4, DiscreteGpu), 2);
-        assert_eq!(StepTiling::Auto.resolve(1, Cpu), 1);
-        assert_eq!(StepTiling::Auto.resolve(64, Cpu), 0);
-        assert_eq!(StepTiling::Wide.resolve(1, DiscreteGpu), 0);
+        use StepTiling::*;
+        assert_eq!(Auto.resolve(5, DiscreteGpu), WideSplit);
+        assert_eq!(Auto.resolve(4, DiscreteGpu), Split);
+        assert_eq!(Auto.resolve(1, Cpu), Narrow);
+        assert_eq!(Auto.resolve(64, Cpu), Wide);
+        assert_eq!(Wide.resolve(1, DiscreteGpu), Wide);
         assert_eq!(StepTiling::parse("split"), Some(StepTiling::Split));
         assert_eq!(StepTiling::parse("tall"), None);
     }

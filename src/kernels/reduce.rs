@@ -65,7 +65,8 @@ impl ReduceKernel {
         result: &wgpu::Buffer,
     ) -> Result<()> {
         let partials = groups(len, THREADS).clamp(1, MAX_PARTIALS as u32);
-        let partial_buffer = gpu.storage_buffer("clip partials", 4 * partials as usize)?;
+        // One partial per workgroup, each written by its workgroup.
+        let partial_buffer = gpu.scratch("clip partials", 4 * partials as usize)?;
         let params = Params {
             len: len as u32,
             partials,
@@ -121,7 +122,7 @@ impl ReduceKernel {
         };
         let uniform = gpu.uniform("row norm params", &params)?;
         // The partials binding is unused here (but must not alias a writable binding).
-        let unused = gpu.storage_buffer("unused partials", 4)?;
+        let unused = gpu.scratch("unused partials", 4)?;
         let group = bind_group(
             gpu.device(),
             &self.layout,

@@ -2,7 +2,8 @@
 //! per-step timestep index, the LSTM and RNN pipelines in every tiling, and the dispatch loop.
 
 use super::{
-    bind_group, bind_group_dynamic, bind_group_layout, groups, step_pipeline, Slot, Tiling,
+    bind_group, bind_group_dynamic, bind_group_layout, groups, step_pipeline, Slot, StepTiling,
+    Tiling,
 };
 use crate::error::Result;
 use crate::gpu::{Gpu, StepSlots, H0_MODE};
@@ -20,8 +21,7 @@ pub(crate) struct StepKernel {
     /// `[cell][tiling]`: LSTM, RNN × `tilings`, each built when first used (a device uses one
     /// or two of the four).
     pipelines: [[OnceLock<wgpu::ComputePipeline>; 4]; 2],
-    /// Wide, narrow, this family's split tiling and wide-split (the order of
-    /// `StepTiling::resolve`).
+    /// Wide, narrow, this family's split tiling and wide-split (see `index`).
     tilings: [Tiling; 4],
     /// Whether the timestep is immediate data (else group 1 at a dynamic offset).
     immediates: bool,
@@ -64,8 +64,25 @@ impl StepKernel {
             };
             let entry = file.trim_end_matches(".wgsl");
             let tiling = self.tilings[choice];
-            step_pipeline(&self.device, file, entry, groups, self.immediates, tiling)
+            step_pipeline(
+                &self.device,
+                file,
+                entry,
+                groups,
+                self.immediates,
+                Some(tiling),
+            )
         })
+    }
+
+    /// Where a concrete tiling sits in `tilings` and `pipelines`.
+    fn index(tiling: StepTiling) -> usize {
+        match tiling {
+            StepTiling::Wide | StepTiling::Auto => 0,
+            StepTiling::Narrow => 1,
+            StepTiling::Split => 2,
+            StepTiling::WideSplit => 3,
+        }
     }
 
     /// Whether the timestep goes in immediate data (then no step slots are needed).
@@ -87,7 +104,7 @@ impl StepKernel {
         slots: Option<&StepSlots>,
         order: impl Iterator<Item = (usize, u32)>,
     ) -> Result<()> {
-        let choice = gpu.step_tiling().resolve(batch, gpu.info().device_type);
+        let choice = Self::index(gpu.step_tiling().resolve(batch, gpu.info().device_type));
         let tiling = self.tilings[choice];
         let wg = [
             groups(hidden, tiling.units),

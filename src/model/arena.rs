@@ -203,7 +203,8 @@ impl ParamArena {
             0
         };
         self.gpu.record("clip_grad_norm", |encoder| {
-            let result = Arc::new(self.gpu.storage_buffer("clip result", 4)?);
+            // The finish pass writes elements 0, 1, 2, the only ones read (a scratch buffer).
+            let result = self.gpu.scratch("clip result", 4)?;
             let mut pass = self.gpu.compute_pass(encoder, "clip");
             kernels.reduce.encode_clip(
                 &self.gpu,

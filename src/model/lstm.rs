@@ -303,7 +303,7 @@ impl Lstm {
             let lengths = match opts.lengths {
                 Some(l) => {
                     let l: Vec<u32> = l.iter().map(|&v| v as u32).collect();
-                    Some(gpu.scratch_u32("lengths", &l)?)
+                    Some(gpu.scratch_init("lengths", &l)?)
                 }
                 None => None,
             };

@@ -144,7 +144,7 @@ impl SequenceModel {
                 check_len("tokens", tokens.len(), rows)?;
                 let kernels = gpu.kernels()?;
                 gpu.record("one-hot", |encoder| {
-                    let ids = gpu.scratch_u32("token ids", tokens)?;
+                    let ids = gpu.scratch_init("token ids", tokens)?;
                     // Every element is written (a scratch buffer: see `Gpu::scratch`).
                     let x = gpu.scratch("one-hot input", rows * vocab)?;
                     let mut pass = gpu.compute_pass(encoder, "input encoding");
@@ -156,7 +156,8 @@ impl SequenceModel {
             }
             (Inputs::Features(values), InputKind::Features { size }) => {
                 check_len("features", values.len(), rows * size)?;
-                Tensor::from_slice(gpu, &[steps, batch, size], values)
+                let x = gpu.scratch_init("features", values)?;
+                Ok(Tensor::view(gpu, x, 0, &[steps, batch, size]))
             }
             _ => Err(Error::Invalid(
                 "the inputs do not match the model's input kind".into(),
@@ -261,7 +262,7 @@ impl SequenceModel {
             if first_row > 0 {
                 encoder.clear_buffer(&dy, 0, Some((first_row * width * 4) as u64));
             }
-            let targets = gpu.scratch_u32("targets", &target_bits)?;
+            let targets = gpu.scratch_init("targets", &target_bits)?;
             let params = arena.params_buffer();
             let grads = arena.grads_buffer();
             let mut pass = gpu.compute_pass(encoder, "head and loss");
