@@ -115,9 +115,11 @@ pub struct Measurement {
     pub us_per_step: f64,
     /// FLOPs (see [`BenchSize::forward_flops`]) per second, in GFLOP/s.
     pub gflops: f64,
-    /// Compute dispatches per timestep: 1 forward, 2 when training (forward + backward).
+    /// Compute dispatches per timestep (the design: 1 forward, 2 when training): the counted
+    /// calls' dispatches less the O(1) ones, over T.
     pub dispatches_per_step: usize,
-    /// All compute dispatches of one call (the per-step ones, GEMMs, clipping).
+    /// All compute dispatches of one call (the per-step ones, GEMMs, clipping), as counted by
+    /// [`Gpu::dispatch_count`](crate::Gpu::dispatch_count).
     pub dispatches_per_call: usize,
     /// Host time spent recording and submitting, per timestep, in microseconds.
     pub host_us_per_step: f64,
@@ -157,7 +159,9 @@ pub fn measure(
     let mut breakdown: Vec<(&'static str, f64)> = Vec::new();
     let mut host = Duration::ZERO;
     let mut memory = 0;
+    let mut dispatches = 0;
     for i in 0..warmup + iters {
+        let dispatched_before = gpu.dispatch_count();
         gpu.gpu_time()?; // clear what earlier calls recorded
         let start = Instant::now();
         let held = match mode {
@@ -184,6 +188,7 @@ pub fn measure(
             }
         };
         let recorded = start.elapsed();
+        dispatches = gpu.dispatch_count() - dispatched_before;
         gpu.wait()?;
         let wall = start.elapsed();
         let gpu_times = if timed { gpu.gpu_times()? } else { None };
@@ -212,10 +217,14 @@ pub fn measure(
     let median = times[times.len() / 2].as_secs_f64() * 1e3;
     let flops = size.forward_flops() * if mode == Mode::Training { 3.0 } else { 1.0 };
     let d = DispatchCounts::for_steps(t);
-    let (per_step, per_call) = match mode {
-        Mode::Inference => (1, d.forward),
-        Mode::Training => (2, d.forward + d.backward + d.clip),
+    // Per call: counted as recorded (this benchmark is the device's only user). Per step: the
+    // same count less the O(1) part of the design (DispatchCounts), over T.
+    let fixed = match mode {
+        Mode::Inference => d.forward - t,
+        Mode::Training => d.forward + d.backward + d.clip - 2 * t,
     };
+    let per_call = dispatches as usize;
+    let per_step = per_call.saturating_sub(fixed).div_ceil(t);
     Ok(Measurement {
         size,
         mode,

@@ -87,3 +87,40 @@ fn long_sequence_at_batch_one_in_the_split_tiling() {
     };
     check_on(&gpu, &case, 950);
 }
+
+#[test]
+fn counted_dispatches_meet_the_budget() {
+    // Counted as recorded, on a device of its own: 1 dispatch per step forward and per step
+    // backward, per layer and direction, plus the O(1) ones of DispatchCounts.
+    use wgpu_lstm::{DispatchCounts, Lstm, OutputGrads, Tensor};
+    let gpu = Gpu::new().unwrap_or_else(|e| panic!("these tests need a GPU adapter: {e}"));
+    let (steps, batch) = (9, 3);
+    for (layers, bidirectional) in [(1, false), (2, true)] {
+        let config = LstmConfig::new(5, 6)
+            .with_layers(layers)
+            .with_bidirectional(bidirectional);
+        let lstm = Lstm::new(&gpu, config).unwrap();
+        let x =
+            Tensor::from_slice(&gpu, &[steps, batch, 5], &vec![0.1; steps * batch * 5]).unwrap();
+        let per_model = layers * config.directions();
+        let want = DispatchCounts::for_steps(steps);
+        let count = |f: &mut dyn FnMut()| {
+            let before = gpu.dispatch_count();
+            f();
+            (gpu.dispatch_count() - before) as usize
+        };
+        let mut out = None;
+        let forward = count(&mut || out = Some(lstm.forward_train(&x, None, None).unwrap()));
+        assert_eq!(forward, per_model * want.forward, "{config:?}");
+        let cache = out.unwrap().cache.unwrap();
+        let grads = OutputGrads::default();
+        let backward = count(&mut || {
+            lstm.backward(&cache, &grads, false).unwrap();
+        });
+        assert_eq!(backward, per_model * want.backward, "{config:?}");
+        let clip = count(&mut || {
+            lstm.params().clip_grad_norm(1.0, false).unwrap();
+        });
+        assert_eq!(clip, want.clip);
+    }
+}

@@ -36,6 +36,8 @@ struct GpuInner {
     step_tiling: Mutex<StepTiling>,
     /// Activation buffers reused from call to call (see [`Gpu::scratch`]).
     scratch: Mutex<ScratchPool>,
+    /// Compute dispatches recorded so far (see [`Gpu::dispatch_count`]).
+    dispatches: std::sync::atomic::AtomicU64,
 }
 
 /// Storage buffers kept for reuse, by size in bytes. A buffer is free when the pool holds the
@@ -312,6 +314,7 @@ impl Gpu {
                 slots: Mutex::new(None),
                 timer: Mutex::new(None),
                 scratch: Mutex::new(ScratchPool::default()),
+                dispatches: Default::default(),
                 step_tiling: Mutex::new(
                     std::env::var("WGPU_LSTM_TILING")
                         .ok()
@@ -602,6 +605,23 @@ impl Gpu {
             list.retain(|e| Arc::strong_count(&e.buffer) > 1);
         }
         pool.by_size.retain(|_, list| !list.is_empty());
+    }
+
+    /// Records one dispatch of `workgroups` into `pass`, counted (every kernel dispatches
+    /// through here).
+    pub(crate) fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, workgroups: [u32; 3]) {
+        self.inner
+            .dispatches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+    }
+
+    /// How many compute dispatches the engine has recorded on this device, by all threads: the
+    /// difference around a call is that call's count (the benchmark reports it).
+    pub fn dispatch_count(&self) -> u64 {
+        self.inner
+            .dispatches
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Bytes of pooled activation buffers that no tensor uses at the moment.

@@ -58,7 +58,7 @@ impl ColumnSumKernel {
         let group = bind_group(gpu.device(), &self.layout, &[&uniform, src, dst]);
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
+        gpu.dispatch(pass, [wg[0], wg[1], wg[2]]);
         Ok(())
     }
 }

@@ -164,7 +164,7 @@ impl GemmKernel {
             &self.scalar
         });
         pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
+        gpu.dispatch(pass, [wg[0], wg[1], wg[2]]);
         Ok(())
     }
 }

@@ -103,9 +103,9 @@ impl LossKernel {
             LossKind::CrossEntropy => &self.cross_entropy,
             LossKind::SquaredError => &self.squared_error,
         });
-        pass.dispatch_workgroups(wg[0], 1, 1);
+        gpu.dispatch(pass, [wg[0], 1, 1]);
         pass.set_pipeline(&self.mean);
-        pass.dispatch_workgroups(1, 1, 1);
+        gpu.dispatch(pass, [1, 1, 1]);
         Ok(())
     }
 
@@ -137,7 +137,7 @@ impl LossKernel {
         let group = bind_group(gpu.device(), &self.one_hot_layout, &[&uniform, tokens, dst]);
         pass.set_pipeline(&self.one_hot);
         pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(x, y, 1);
+        gpu.dispatch(pass, [x, y, 1]);
         Ok(())
     }
 }

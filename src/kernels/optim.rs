@@ -89,7 +89,7 @@ impl OptimKernel {
         );
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(x, y, 1);
+        gpu.dispatch(pass, [x, y, 1]);
         Ok(())
     }
 }

@@ -90,11 +90,11 @@ impl ReduceKernel {
         gpu.check_dispatch("the clip scale pass", [sx, sy, 1])?;
         pass.set_bind_group(0, &group, &[]);
         pass.set_pipeline(&self.sum_squares);
-        pass.dispatch_workgroups(partials, 1, 1);
+        gpu.dispatch(pass, [partials, 1, 1]);
         pass.set_pipeline(&self.finish_norm);
-        pass.dispatch_workgroups(1, 1, 1);
+        gpu.dispatch(pass, [1, 1, 1]);
         pass.set_pipeline(&self.scale);
-        pass.dispatch_workgroups(sx, sy, 1);
+        gpu.dispatch(pass, [sx, sy, 1]);
         Ok(())
     }
 
@@ -130,7 +130,7 @@ impl ReduceKernel {
         );
         pass.set_pipeline(&self.row_norms);
         pass.set_bind_group(0, &group, &[]);
-        pass.dispatch_workgroups(x, y, 1);
+        gpu.dispatch(pass, [x, y, 1]);
         Ok(())
     }
 }

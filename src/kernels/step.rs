@@ -142,7 +142,7 @@ impl StepKernel {
                 }
                 Some((slots, group)) => pass.set_bind_group(1, group, &[slots.offset(t)]),
             }
-            pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
+            gpu.dispatch(pass, [wg[0], wg[1], wg[2]]);
         }
         Ok(())
     }
