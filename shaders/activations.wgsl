@@ -1,5 +1,17 @@
-// Prelude of the recurrent step kernels (prepended to them by the host): activation helpers and
-// the per-step slot.
+// Prelude of the recurrent step kernels (prepended to them by the host): their tile constants,
+// activation helpers, the lane sums of the split tilings and the per-step slot.
+
+// A workgroup owns UNITS hidden units × BATCH_TILE batch rows, walks K in slices of K_TILE, and
+// splits every dot product over K_SPLIT invocations. These are the wide tiling's values; the
+// host replaces the first four lines for the other tilings (kernels/mod.rs, `Tiling`).
+const UNITS: u32 = 16u;
+const BATCH_TILE: u32 = 16u;
+const K_TILE: u32 = 16u;
+const K_SPLIT: u32 = 1u;
+// Each invocation keeps 4 batch rows of one unit, for every K_SPLIT-th k of each K_TILE slice.
+const THREADS: u32 = UNITS * (BATCH_TILE / 4u) * K_SPLIT;
+const_assert BATCH_TILE % 4u == 0u;
+const_assert K_TILE % K_SPLIT == 0u;
 //
 // The timestep (and, backwards, a mode flag) of each dispatch: a uniform read at a dynamic offset,
 // or immediate data where the device has immediates. A struct, as DX12 requires of immediates.

@@ -21,14 +21,7 @@
 // that the forward direction's last row holds each sequence's final state and the reverse
 // direction starts each sequence from the initial state.
 
-const UNITS: u32 = 16u;
-const BATCH_TILE: u32 = 16u;
-const K_TILE: u32 = 16u;
-const K_SPLIT: u32 = 1u;
-// Each invocation keeps 4 batch rows of one unit, for every K_SPLIT-th k of each K_TILE slice.
-const THREADS: u32 = UNITS * (BATCH_TILE / 4u) * K_SPLIT;
-const_assert BATCH_TILE % 4u == 0u;
-const_assert K_TILE % K_SPLIT == 0u;
+// Tile constants (UNITS, BATCH_TILE, K_TILE, K_SPLIT, THREADS): see activations.wgsl.
 
 const STORE_GATES: u32 = 1u;
 const REVERSE: u32 = 2u;

@@ -20,14 +20,7 @@
 // explicit cell path t₀ = dh_{T-1} ⊙ o_{T-1} ⊙ tanh'(c_{T-1}) ⊙ f_{T-1} ⊙ … ⊙ f_{k+1} and the
 // forget-gate product f_{T-1} ⊙ … ⊙ f_{k+1} to probes [4, T, B, H] (forward direction).
 
-const UNITS: u32 = 16u;
-const BATCH_TILE: u32 = 16u;
-const K_TILE: u32 = 16u;
-const K_SPLIT: u32 = 1u;
-// Each invocation keeps 4 batch rows of one unit, for every K_SPLIT-th k of each K_TILE slice.
-const THREADS: u32 = UNITS * (BATCH_TILE / 4u) * K_SPLIT;
-const_assert BATCH_TILE % 4u == 0u;
-const_assert K_TILE % K_SPLIT == 0u;
+// Tile constants (UNITS, BATCH_TILE, K_TILE, K_SPLIT, THREADS): see activations.wgsl.
 
 const REVERSE: u32 = 2u;
 const LENGTHS: u32 = 4u;

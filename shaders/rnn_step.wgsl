@@ -6,14 +6,7 @@
 // directions and variable-length handling as lstm_step.wgsl, with one gate instead of four and
 // no cell state (the cs and gates bindings are unused).
 
-const UNITS: u32 = 16u;
-const BATCH_TILE: u32 = 16u;
-const K_TILE: u32 = 16u;
-const K_SPLIT: u32 = 1u;
-// Each invocation keeps 4 batch rows of one unit, for every K_SPLIT-th k of each K_TILE slice.
-const THREADS: u32 = UNITS * (BATCH_TILE / 4u) * K_SPLIT;
-const_assert BATCH_TILE % 4u == 0u;
-const_assert K_TILE % K_SPLIT == 0u;
+// Tile constants (UNITS, BATCH_TILE, K_TILE, K_SPLIT, THREADS): see activations.wgsl.
 
 const REVERSE: u32 = 2u;
 const LENGTHS: u32 = 4u;
