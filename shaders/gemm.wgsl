@@ -14,9 +14,8 @@
 // vec4 views of the same buffers, where both operands' offsets, row strides and contiguous
 // extents are multiples of 4 (the host checks; PyTorch-sized models qualify).
 
-const TILE_M: u32 = 64u;
-const TILE_N: u32 = 64u;
-const TILE_K: u32 = 16u;
+// TILE_M, TILE_N, TILE_K and the flags (TRANS_A, TRANS_B, ACCUMULATE, BIAS, BIAS2) come from the
+// host (kernels/gemm.rs).
 const THREADS: u32 = 256u;
 // 16×16 invocations of 4×4 outputs cover the tile; one slice of each operand is one vec4 per
 // invocation, or 4×4 blocks for a quarter of them.
@@ -24,12 +23,6 @@ const_assert TILE_M == 64u;
 const_assert TILE_N == 64u;
 const_assert TILE_M * TILE_K == 4u * THREADS;
 const_assert TILE_N * TILE_K == 4u * THREADS;
-
-const TRANS_A: u32 = 1u;
-const TRANS_B: u32 = 2u;
-const ACCUMULATE: u32 = 4u;
-const BIAS: u32 = 8u;
-const BIAS2: u32 = 16u;
 
 struct Params {
     m: u32,

@@ -10,13 +10,8 @@
 // With SKIP_NONFINITE, the step is skipped (parameters and state untouched) when the clipping
 // pass flagged a non-finite gradient norm: no host round trip needed to decide.
 
-const SGD: u32 = 0u;
-const ADAM: u32 = 1u;
-const ADAMW: u32 = 2u;
-
-const NESTEROV: u32 = 1u;
-const SKIP_NONFINITE: u32 = 2u;
-const FIRST_STEP: u32 = 4u;
+// The kinds (SGD, ADAM, ADAMW), the flags (NESTEROV, SKIP_NONFINITE, FIRST_STEP) and THREADS come
+// from the host (kernels/optim.rs).
 
 struct Params {
     len: u32,
@@ -44,9 +39,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> state2: array<f32>; // v
 @group(0) @binding(5) var<storage, read> clip: array<f32>;         // [norm, coef, non-finite]
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(THREADS, 1, 1)
 fn optimizer_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
+    let i = gid.x + gid.y * nwg.x * THREADS;
     if (i >= p.len) {
         return;
     }

@@ -9,9 +9,7 @@
 // Non-finite elements are counted separately from their bits (WGSL may assume that NaN and Inf
 // never occur, so arithmetic tests on them are not reliable).
 
-const THREADS: u32 = 256u;
-
-const ERROR_IF_NONFINITE: u32 = 1u;
+// THREADS and the flag ERROR_IF_NONFINITE come from the host (kernels/reduce.rs).
 
 struct Params {
     len: u32,
@@ -35,7 +33,7 @@ struct Partial {
 // norm was non-finite and ERROR_IF_NONFINITE left the gradients untouched.
 @group(0) @binding(3) var<storage, read_write> result: array<f32>;
 
-var<workgroup> scratch: array<Partial, 256>;
+var<workgroup> scratch: array<Partial, THREADS>;
 
 fn combine(x: Partial, y: Partial) -> Partial {
     var out: Partial;
@@ -62,7 +60,7 @@ fn reduce_scratch(li: u32) {
     }
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(THREADS, 1, 1)
 fn sum_squares(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     var acc = Partial(0.0, 0.0, 0u, 0u);
     for (var i = wg.x * THREADS + li; i < p.len; i += p.partials * THREADS) {
@@ -92,7 +90,7 @@ fn sum_squares(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     }
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(THREADS, 1, 1)
 fn finish_norm(@builtin(local_invocation_index) li: u32) {
     var acc = Partial(0.0, 0.0, 0u, 0u);
     for (var i = li; i < p.partials; i += THREADS) {
@@ -128,7 +126,7 @@ fn finish_norm(@builtin(local_invocation_index) li: u32) {
     result[2] = refused;
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(THREADS, 1, 1)
 fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * THREADS;
     if (i >= p.len) {
@@ -151,7 +149,7 @@ fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 // Per-row L2 norms and means of `data` viewed as [p.partials rows, p.len columns], one
 // workgroup per row: result[2r] = ‖row r‖₂ (scaled, so 1e-30 gradients do not underflow),
 // result[2r + 1] = mean of row r. The gradient-flow probes use it: one slot per timestep.
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(THREADS, 1, 1)
 fn row_norms(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row = wg.x + wg.y * 65535u;
     if (row >= p.partials) {

@@ -5,12 +5,8 @@
 // drawn from a counter-based hash of (seed, t, b, f) so the backward pass redraws the same mask
 // in whatever layout it runs.
 
-const THREADS: u32 = 256u;
-
-const SRC_BATCH_FIRST: u32 = 1u;
-const DST_BATCH_FIRST: u32 = 2u;
-const MASK: u32 = 4u;
-const DROPOUT: u32 = 8u;
+// THREADS and the flags (SRC_BATCH_FIRST, DST_BATCH_FIRST, MASK, DROPOUT) come from the host
+// (kernels/sequence.rs).
 
 struct Params {
     steps: u32,
@@ -43,7 +39,7 @@ fn hash(x: u32) -> u32 {
     return v;
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(THREADS, 1, 1)
 fn copy_sequence(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * THREADS;
     let total = p.steps * p.batch * p.features;

@@ -1,92 +1,92 @@
-//! Portability without the hardware: every WGSL module the engine compiles is parsed and
-//! validated by naga (the translator inside wgpu) and translated to SPIR-V (Vulkan), MSL (Metal)
-//! and HLSL (DX12), so a shader only one backend accepts is caught on a Linux box.
+//! Portability without the hardware: every WGSL module the engine can build, in every variant
+//! (each step kernel in each direction, cell, tiling and slot mode), is parsed and validated by
+//! naga (the translator inside wgpu) and translated to SPIR-V (Vulkan), MSL (Metal) and HLSL
+//! (DX12), so a shader only one backend accepts is caught on a Linux box.
 
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use wgpu_lstm::kernels::SHADER_SOURCES;
+use wgpu_lstm::kernels::{shader_variants, ShaderVariant, SHADER_FILES};
 
-fn validated_with(
-    name: &str,
-    source: &str,
-    caps: Capabilities,
-) -> (naga::Module, naga::valid::ModuleInfo) {
-    let module = naga::front::wgsl::parse_str(source)
-        .unwrap_or_else(|e| panic!("{name}: WGSL parse error:\n{}", e.emit_to_string(source)));
-    // Default capabilities: what every WebGPU implementation must support.
+fn validated(v: &ShaderVariant) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(&v.source).unwrap_or_else(|e| {
+        panic!(
+            "{}: WGSL parse error:\n{}",
+            v.name,
+            e.emit_to_string(&v.source)
+        )
+    });
+    // Default capabilities: what every WebGPU implementation must support; immediates where
+    // the variant reads them.
+    let caps = if v.immediates {
+        Capabilities::IMMEDIATES
+    } else {
+        Capabilities::default()
+    };
     let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
-        .unwrap_or_else(|e| panic!("{name}: validation error:\n{}", e.emit_to_string(source)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: validation error:\n{}",
+                v.name,
+                e.emit_to_string(&v.source)
+            )
+        });
     (module, info)
 }
 
-#[test]
-fn every_shader_is_listed() {
-    let files: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|f| f.ends_with(".wgsl") && f != "activations.wgsl") // a prelude, not a module
-        .collect();
-    for f in &files {
-        assert!(
-            SHADER_SOURCES.iter().any(|(n, _)| n == f),
-            "{f} is not in SHADER_SOURCES"
-        );
-    }
-    assert_eq!(files.len(), SHADER_SOURCES.len());
-}
-
-/// Every module, plus the immediate-data variant of the step kernels (used where the device has
-/// immediates), which needs that capability.
-fn variants() -> Vec<(String, String, Capabilities)> {
-    let mut out = Vec::new();
-    for (name, source) in SHADER_SOURCES {
-        out.push((
-            name.to_string(),
-            source.to_string(),
-            Capabilities::default(),
-        ));
-        if source.contains(wgpu_lstm::kernels::SLOT_UNIFORM) {
-            use wgpu_lstm::kernels::{with_immediate_slot, Tiling};
-            assert!(
-                source.contains(&Tiling::WIDE.constants()),
-                "{name}: tile constants not found"
-            );
-            let immediate = with_immediate_slot(source);
-            let caps = Capabilities::IMMEDIATES;
-            let tilings = [
-                ("narrow", Tiling::NARROW),
-                ("split forward", Tiling::SPLIT_FORWARD),
-                ("split backward", Tiling::SPLIT_BACKWARD),
-                ("wide split", Tiling::WIDE_SPLIT),
-            ];
-            for (tiling_name, tiling) in tilings {
-                out.push((
-                    format!("{name} ({tiling_name})"),
-                    tiling.apply(source),
-                    Capabilities::default(),
-                ));
-                out.push((
-                    format!("{name} ({tiling_name}, immediates)"),
-                    tiling.apply(&immediate),
-                    caps,
-                ));
-            }
-            out.push((format!("{name} (immediates)"), immediate, caps));
+/// The files under `shaders/`, relative to it.
+fn shader_files(dir: &std::path::Path, prefix: &str, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = format!("{prefix}{}", entry.file_name().into_string().unwrap());
+        if entry.file_type().unwrap().is_dir() {
+            shader_files(&entry.path(), &format!("{name}/"), out);
+        } else if name.ends_with(".wgsl") {
+            out.push(name);
         }
     }
-    out
+}
+
+#[test]
+fn every_shader_file_is_listed() {
+    let mut files = Vec::new();
+    shader_files(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")),
+        "",
+        &mut files,
+    );
+    files.sort();
+    assert_eq!(
+        files, SHADER_FILES,
+        "shaders/ and kernels::SHADER_FILES differ"
+    );
+}
+
+#[test]
+fn step_variants_cover_every_cell_tiling_and_slot_mode() {
+    let all = shader_variants();
+    let steps: Vec<_> = all.iter().filter(|v| v.name.starts_with("step ")).collect();
+    // 2 directions × 3 pointwise parts (LSTM, RNN, projection) × 4 tilings × 2 slot modes.
+    assert_eq!(steps.len(), 2 * 3 * 4 * 2);
+    assert_eq!(
+        steps.iter().filter(|v| v.immediates).count(),
+        steps.len() / 2
+    );
+    for v in &steps {
+        // Only the walk over K is left as a loop: every fixed loop was unrolled.
+        assert!(
+            !v.source.lines().any(|l| l.trim() == "// @unroll"),
+            "{}: an unexpanded loop",
+            v.name
+        );
+        assert_eq!(v.source.matches("for (").count(), 1, "{}", v.name);
+    }
 }
 
 #[test]
 fn shaders_validate_and_translate_to_every_backend() {
-    let all = variants();
-    assert_eq!(
-        all.iter().filter(|v| v.0.ends_with("immediates)")).count(),
-        20
-    );
-    for (name, source, caps) in &all {
-        let (name, source) = (name.as_str(), source.as_str());
-        let (module, info) = validated_with(name, source, *caps);
+    for v in &shader_variants() {
+        let name = v.name.as_str();
+        let (module, info) = validated(v);
         assert!(!module.entry_points.is_empty(), "{name} has no entry point");
 
         naga::back::spv::write_vec(&module, &info, &Default::default(), None)

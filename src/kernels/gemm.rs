@@ -1,18 +1,47 @@
 //! `gemm.wgsl`: C = op(A)·op(B) (+C) (+bias), register-tiled, with vec4 loads where the
 //! operands allow them.
 
-use super::{bind_group, bind_group_layout, groups, pipeline, Slot};
+use super::with_constants;
 use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::gpu::{groups, Binding, Gpu, PipelineKey};
 
 const TILE_M: usize = 64;
 const TILE_N: usize = 64;
+const TILE_K: usize = 16;
 
 const TRANS_A: u32 = 1;
 const TRANS_B: u32 = 2;
 const ACCUMULATE: u32 = 4;
 const BIAS: u32 = 8;
 const BIAS2: u32 = 16;
+
+/// The WGSL source with the host's constants.
+pub(crate) fn source() -> String {
+    with_constants(
+        &[
+            ("TILE_M", TILE_M as u32),
+            ("TILE_N", TILE_N as u32),
+            ("TILE_K", TILE_K as u32),
+            ("TRANS_A", TRANS_A),
+            ("TRANS_B", TRANS_B),
+            ("ACCUMULATE", ACCUMULATE),
+            ("BIAS", BIAS),
+            ("BIAS2", BIAS2),
+        ],
+        include_str!("../../shaders/gemm.wgsl"),
+    )
+}
+
+const BINDINGS: [Binding; 7] = [
+    Binding::Uniform,
+    Binding::Read,
+    Binding::Read,
+    Binding::Read,
+    Binding::ReadWrite,
+    // A and B again, seen as vec4 by `gemm_vec4`.
+    Binding::Read,
+    Binding::Read,
+];
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -55,13 +84,6 @@ pub(crate) struct Gemm<'a> {
     pub bias: Option<(&'a wgpu::Buffer, usize, Option<usize>)>,
 }
 
-pub(crate) struct GemmKernel {
-    layout: wgpu::BindGroupLayout,
-    /// `gemm` (scalar loads, any operands) and `gemm_vec4`.
-    scalar: wgpu::ComputePipeline,
-    vec4: wgpu::ComputePipeline,
-}
-
 impl Operand<'_> {
     /// Whether the vec4 entry point can stage this operand: its offset and row stride are
     /// multiples of 4, and so is its extent along memory (`contiguous`), so that each vec4 it
@@ -83,88 +105,57 @@ impl Gemm<'_> {
     }
 }
 
-impl GemmKernel {
-    pub fn new(device: &wgpu::Device) -> Self {
-        let layout = bind_group_layout(
-            device,
-            "gemm",
-            &[
-                Slot::Uniform,
-                Slot::Read,
-                Slot::Read,
-                Slot::Read,
-                Slot::ReadWrite,
-                // A and B again, seen as vec4 by `gemm_vec4`.
-                Slot::Read,
-                Slot::Read,
-            ],
-        );
-        GemmKernel {
-            scalar: pipeline(device, "gemm.wgsl", "gemm", &layout),
-            vec4: pipeline(device, "gemm.wgsl", "gemm_vec4", &layout),
-            layout,
-        }
+/// Records the product into `pass`.
+pub(crate) fn encode(gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, op: &Gemm<'_>) -> Result<()> {
+    let wg = [groups(op.n, TILE_N), groups(op.m, TILE_M), 1];
+    gpu.check_dispatch("a matrix product", wg)?;
+    let entry = if op.vec4_loads() { "gemm_vec4" } else { "gemm" };
+    let pipeline = gpu.pipeline(PipelineKey::plain("gemm", entry), &[&BINDINGS], 0, source)?;
+    let mut flags = 0;
+    if op.a.transposed {
+        flags |= TRANS_A;
     }
-
-    /// Records the product into `pass`.
-    pub fn encode(&self, gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, op: &Gemm<'_>) -> Result<()> {
-        let wg = [groups(op.n, TILE_N), groups(op.m, TILE_M), 1];
-        gpu.check_dispatch("a matrix product", wg)?;
-        let mut flags = 0;
-        if op.a.transposed {
-            flags |= TRANS_A;
-        }
-        if op.b.transposed {
-            flags |= TRANS_B;
-        }
-        if op.accumulate {
-            flags |= ACCUMULATE;
-        }
-        let (bias_buffer, bias_offset, bias2_offset) = match op.bias {
-            Some((buffer, first, second)) => {
-                flags |= BIAS;
-                if second.is_some() {
-                    flags |= BIAS2;
-                }
-                (buffer, first, second.unwrap_or(0))
+    if op.b.transposed {
+        flags |= TRANS_B;
+    }
+    if op.accumulate {
+        flags |= ACCUMULATE;
+    }
+    let (bias_buffer, bias_offset, bias2_offset) = match op.bias {
+        Some((buffer, first, second)) => {
+            flags |= BIAS;
+            if second.is_some() {
+                flags |= BIAS2;
             }
-            None => (op.b.buffer, 0, 0),
-        };
-        let params = Params {
-            m: op.m as u32,
-            n: op.n as u32,
-            k: op.k as u32,
-            flags,
-            a_offset: op.a.offset as u32,
-            b_offset: op.b.offset as u32,
-            c_offset: op.c_offset as u32,
-            bias_offset: bias_offset as u32,
-            lda: op.a.stride as u32,
-            ldb: op.b.stride as u32,
-            ldc: op.n as u32,
-            bias2_offset: bias2_offset as u32,
-        };
-        let uniform = gpu.uniform("gemm params", &params)?;
-        let group = bind_group(
-            gpu.device(),
-            &self.layout,
-            &[
-                &uniform,
-                op.a.buffer,
-                op.b.buffer,
-                bias_buffer,
-                op.c,
-                op.a.buffer,
-                op.b.buffer,
-            ],
-        );
-        pass.set_pipeline(if op.vec4_loads() {
-            &self.vec4
-        } else {
-            &self.scalar
-        });
-        pass.set_bind_group(0, &group, &[]);
-        gpu.dispatch(pass, [wg[0], wg[1], wg[2]]);
-        Ok(())
-    }
+            (buffer, first, second.unwrap_or(0))
+        }
+        None => (op.b.buffer, 0, 0),
+    };
+    let params = Params {
+        m: op.m as u32,
+        n: op.n as u32,
+        k: op.k as u32,
+        flags,
+        a_offset: op.a.offset as u32,
+        b_offset: op.b.offset as u32,
+        c_offset: op.c_offset as u32,
+        bias_offset: bias_offset as u32,
+        lda: op.a.stride as u32,
+        ldb: op.b.stride as u32,
+        ldc: op.n as u32,
+        bias2_offset: bias2_offset as u32,
+    };
+    let uniform = gpu.uniform("gemm params", &params)?;
+    let buffers = [
+        &uniform,
+        op.a.buffer,
+        op.b.buffer,
+        bias_buffer,
+        op.c,
+        op.a.buffer,
+        op.b.buffer,
+    ];
+    let group = gpu.bind_group(&pipeline, 0, &buffers);
+    gpu.launch(pass, &pipeline, &group, wg);
+    Ok(())
 }

@@ -1,8 +1,8 @@
 //! `optim.wgsl`: SGD, Adam and AdamW steps over the parameter arena.
 
-use super::{bind_group, bind_group_layout, groups, pipeline, Slot};
+use super::with_constants;
 use crate::error::Result;
-use crate::gpu::Gpu;
+use crate::gpu::{Binding, Gpu, PipelineKey};
 
 const THREADS: usize = 256;
 
@@ -13,6 +13,31 @@ pub(crate) const ADAMW: u32 = 2;
 pub(crate) const NESTEROV: u32 = 1;
 pub(crate) const SKIP_NONFINITE: u32 = 2;
 pub(crate) const FIRST_STEP: u32 = 4;
+
+/// The WGSL source with the host's constants.
+pub(crate) fn source() -> String {
+    with_constants(
+        &[
+            ("THREADS", THREADS as u32),
+            ("SGD", SGD),
+            ("ADAM", ADAM),
+            ("ADAMW", ADAMW),
+            ("NESTEROV", NESTEROV),
+            ("SKIP_NONFINITE", SKIP_NONFINITE),
+            ("FIRST_STEP", FIRST_STEP),
+        ],
+        include_str!("../../shaders/optim.wgsl"),
+    )
+}
+
+const BINDINGS: [Binding; 6] = [
+    Binding::Uniform,
+    Binding::ReadWrite,
+    Binding::Read,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+    Binding::Read,
+];
 
 /// The uniform of one optimizer step (see `optim.wgsl`).
 #[repr(C)]
@@ -34,11 +59,6 @@ pub(crate) struct OptimParams {
     pub _pad1: [u32; 3],
 }
 
-pub(crate) struct OptimKernel {
-    layout: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
-}
-
 /// The buffers of one step.
 pub(crate) struct OptimBuffers<'a> {
     pub params: &'a wgpu::Buffer,
@@ -48,48 +68,22 @@ pub(crate) struct OptimBuffers<'a> {
     pub clip: &'a wgpu::Buffer,
 }
 
-impl OptimKernel {
-    pub fn new(device: &wgpu::Device) -> Self {
-        let layout = bind_group_layout(
-            device,
-            "optim",
-            &[
-                Slot::Uniform,
-                Slot::ReadWrite,
-                Slot::Read,
-                Slot::ReadWrite,
-                Slot::ReadWrite,
-                Slot::Read,
-            ],
-        );
-        let pipeline = pipeline(device, "optim.wgsl", "optimizer_step", &layout);
-        OptimKernel { layout, pipeline }
-    }
-
-    pub fn encode(
-        &self,
-        gpu: &Gpu,
-        pass: &mut wgpu::ComputePass<'_>,
-        params: &OptimParams,
-        b: &OptimBuffers<'_>,
-    ) -> Result<()> {
-        let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
-        let total = (params.len as usize).div_ceil(THREADS);
-        let (x, y) = if total <= max {
-            (total as u32, 1)
-        } else {
-            (max as u32, groups(total, max))
-        };
-        gpu.check_dispatch("the optimizer step", [x, y, 1])?;
-        let uniform = gpu.uniform("optimizer params", params)?;
-        let group = bind_group(
-            gpu.device(),
-            &self.layout,
-            &[&uniform, b.params, b.grads, b.state1, b.state2, b.clip],
-        );
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &group, &[]);
-        gpu.dispatch(pass, [x, y, 1]);
-        Ok(())
-    }
+/// Records one optimizer step over `params.len` values.
+pub(crate) fn encode(
+    gpu: &Gpu,
+    pass: &mut wgpu::ComputePass<'_>,
+    params: &OptimParams,
+    b: &OptimBuffers<'_>,
+) -> Result<()> {
+    let grid = gpu.grid_2d(
+        "the optimizer step",
+        (params.len as usize).div_ceil(THREADS),
+    )?;
+    let key = PipelineKey::plain("optim", "optimizer_step");
+    let pipeline = gpu.pipeline(key, &[&BINDINGS], 0, source)?;
+    let uniform = gpu.uniform("optimizer params", params)?;
+    let buffers = [&uniform, b.params, b.grads, b.state1, b.state2, b.clip];
+    let group = gpu.bind_group(&pipeline, 0, &buffers);
+    gpu.launch(pass, &pipeline, &group, grid);
+    Ok(())
 }

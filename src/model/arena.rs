@@ -4,7 +4,7 @@
 
 use crate::error::{fmt_shape, Error, Result};
 use crate::gpu::{Gpu, Tensor};
-use crate::kernels::reduce::ERROR_IF_NONFINITE;
+use crate::kernels::reduce::{self, ERROR_IF_NONFINITE};
 use std::sync::Arc;
 
 /// A named tensor inside an arena: an element offset and a shape.
@@ -196,7 +196,6 @@ impl ParamArena {
                 "max_norm must be finite and non-negative, got {max_norm}"
             )));
         }
-        let kernels = self.gpu.kernels()?;
         let flags = if error_if_nonfinite {
             ERROR_IF_NONFINITE
         } else {
@@ -206,7 +205,7 @@ impl ParamArena {
             // The finish pass writes elements 0, 1, 2, the only ones read (a scratch buffer).
             let result = self.gpu.scratch("clip result", 4)?;
             let mut pass = self.gpu.compute_pass(encoder, "clip");
-            kernels.reduce.encode_clip(
+            reduce::encode_clip(
                 &self.gpu,
                 &mut pass,
                 &self.grads,

@@ -1,21 +1,11 @@
 //! The shape of an LSTM, as `torch.nn.LSTM` takes it, and PyTorch's parameter names.
 
 use crate::error::{Error, Result};
-
-/// The recurrent cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Cell {
-    /// PyTorch's `nn.LSTM`: four gates (i, f, g, o) and a cell state.
-    #[default]
-    Lstm,
-    /// PyTorch's `nn.RNN` with tanh: `h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`, the
-    /// baseline the gradient-flow lab compares against. No cell state (`c_n` stays zero).
-    Rnn,
-}
+pub use crate::kernels::Cell;
 
 /// The options of `torch.nn.LSTM(input_size, hidden_size, num_layers, bias, batch_first,
-/// dropout, bidirectional)` (or of `nn.RNN` with [`Cell::Rnn`]), plus the seed of the initial
-/// weights and of dropout.
+/// dropout, bidirectional, proj_size)` (or of `nn.RNN` with [`Cell::Rnn`]), plus the seed of
+/// the initial weights and of dropout.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LstmConfig {
     /// LSTM (default) or vanilla tanh RNN.
@@ -34,6 +24,9 @@ pub struct LstmConfig {
     pub dropout: f32,
     /// Whether each layer also runs a reverse-time direction (D = 2).
     pub bidirectional: bool,
+    /// LSTM only: the size P of the projected hidden state (`h_t = W_hr (o_t ⊙ tanh(c_t))`),
+    /// 0 for none. With P > 0, h is `[.., P]` and c stays `[.., H]`; P < H.
+    pub proj_size: usize,
     /// Seed of the initial weights and of the dropout masks.
     pub seed: u64,
 }
@@ -51,6 +44,7 @@ impl LstmConfig {
             batch_first: false,
             dropout: 0.0,
             bidirectional: false,
+            proj_size: 0,
             seed: 0,
         }
     }
@@ -91,11 +85,24 @@ impl LstmConfig {
         self
     }
 
+    /// LSTM with projections (`nn.LSTM(proj_size=P)`), P < H; 0 for none.
+    pub fn with_proj_size(mut self, proj_size: usize) -> Self {
+        self.proj_size = proj_size;
+        self
+    }
+
     /// Gate rows per hidden unit in the weights: 4 for the LSTM, 1 for the RNN.
     pub fn gates(&self) -> usize {
-        match self.cell {
-            Cell::Lstm => 4,
-            Cell::Rnn => 1,
+        self.cell.gates()
+    }
+
+    /// The width R of h (and of each direction's output): `proj_size` if set, else
+    /// `hidden_size` (PyTorch's `real_hidden_size`).
+    pub fn output_size(&self) -> usize {
+        if self.proj_size > 0 {
+            self.proj_size
+        } else {
+            self.hidden_size
         }
     }
 
@@ -114,12 +121,12 @@ impl LstmConfig {
         }
     }
 
-    /// Input features of layer `layer`: I for the first, D·H for the others.
+    /// Input features of layer `layer`: I for the first, D·R for the others.
     pub fn layer_input_size(&self, layer: usize) -> usize {
         if layer == 0 {
             self.input_size
         } else {
-            self.directions() * self.hidden_size
+            self.directions() * self.output_size()
         }
     }
 
@@ -140,6 +147,19 @@ impl LstmConfig {
                 self.input_size, self.hidden_size, self.num_layers
             )));
         }
+        if self.proj_size > 0 && self.cell != Cell::Lstm {
+            return Err(Error::Invalid(format!(
+                "proj_size is an option of nn.LSTM only, not of nn.{}",
+                self.cell.name()
+            )));
+        }
+        if self.proj_size >= self.hidden_size && self.proj_size > 0 {
+            // PyTorch: "proj_size has to be smaller than hidden_size".
+            return Err(Error::Invalid(format!(
+                "proj_size has to be smaller than hidden_size ({} ≥ {})",
+                self.proj_size, self.hidden_size
+            )));
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::Invalid(format!(
                 "dropout must be in [0, 1), got {}",
@@ -151,16 +171,19 @@ impl LstmConfig {
 
     /// Every parameter as (PyTorch name, shape), in `state_dict` order.
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        let h4 = self.gates() * self.hidden_size;
+        let rows = self.gates() * self.hidden_size;
         let mut out = Vec::new();
         for layer in 0..self.num_layers {
             for direction in 0..self.directions() {
                 let n = ParamNames::new(layer, direction);
-                out.push((n.weight_ih, vec![h4, self.layer_input_size(layer)]));
-                out.push((n.weight_hh, vec![h4, self.hidden_size]));
+                out.push((n.weight_ih, vec![rows, self.layer_input_size(layer)]));
+                out.push((n.weight_hh, vec![rows, self.output_size()]));
                 if self.bias {
-                    out.push((n.bias_ih, vec![h4]));
-                    out.push((n.bias_hh, vec![h4]));
+                    out.push((n.bias_ih, vec![rows]));
+                    out.push((n.bias_hh, vec![rows]));
+                }
+                if self.proj_size > 0 {
+                    out.push((n.weight_hr, vec![self.proj_size, self.hidden_size]));
                 }
             }
         }
@@ -173,12 +196,14 @@ impl LstmConfig {
 pub struct ParamNames {
     /// `weight_ih_l{k}{suffix}`, `[4H, input]`.
     pub weight_ih: String,
-    /// `weight_hh_l{k}{suffix}`, `[4H, H]`.
+    /// `weight_hh_l{k}{suffix}`, `[4H, R]`.
     pub weight_hh: String,
     /// `bias_ih_l{k}{suffix}`, `[4H]`.
     pub bias_ih: String,
     /// `bias_hh_l{k}{suffix}`, `[4H]`.
     pub bias_hh: String,
+    /// `weight_hr_l{k}{suffix}`, `[P, H]` (LSTM with proj_size).
+    pub weight_hr: String,
 }
 
 impl ParamNames {
@@ -190,6 +215,7 @@ impl ParamNames {
             weight_hh: format!("weight_hh_l{layer}{suffix}"),
             bias_ih: format!("bias_ih_l{layer}{suffix}"),
             bias_hh: format!("bias_hh_l{layer}{suffix}"),
+            weight_hr: format!("weight_hr_l{layer}{suffix}"),
         }
     }
 }

@@ -2,8 +2,9 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
-use crate::kernels::gemm::{Gemm, Operand};
-use crate::kernels::loss::{LossBuffers, LossKind};
+use crate::kernels::column_sum;
+use crate::kernels::gemm::{self, Gemm, Operand};
+use crate::kernels::loss::{self, LossBuffers, LossKind};
 use crate::model::{ForwardCache, ForwardOptions, Lstm, LstmConfig, OutputGrads};
 use std::sync::Arc;
 
@@ -142,15 +143,12 @@ impl SequenceModel {
         match (inputs, self.input) {
             (Inputs::Tokens(tokens), InputKind::Tokens { vocab }) => {
                 check_len("tokens", tokens.len(), rows)?;
-                let kernels = gpu.kernels()?;
                 gpu.record("one-hot", |encoder| {
                     let ids = gpu.scratch_init("token ids", tokens)?;
                     // Every element is written (a scratch buffer: see `Gpu::scratch`).
                     let x = gpu.scratch("one-hot input", rows * vocab)?;
                     let mut pass = gpu.compute_pass(encoder, "input encoding");
-                    kernels
-                        .loss
-                        .encode_one_hot(gpu, &mut pass, &ids, rows, vocab, &x)?;
+                    loss::encode_one_hot(gpu, &mut pass, &ids, rows, vocab, &x)?;
                     Ok(Tensor::view(gpu, x, 0, &[steps, batch, vocab]))
                 })
             }
@@ -250,7 +248,6 @@ impl SequenceModel {
                 ))
             }
         };
-        let kernels = gpu.kernels()?;
         gpu.record("head and loss", |encoder| {
             // Scratch buffers (see `Gpu::scratch`): the kernels below write every element,
             // except the rows of dy before the first scored step, which are cleared.
@@ -273,7 +270,7 @@ impl SequenceModel {
                 transposed: false,
             };
             // logits = y · Wᵀ + b
-            kernels.gemm.encode(
+            gemm::encode(
                 gpu,
                 &mut pass,
                 &Gemm {
@@ -293,12 +290,11 @@ impl SequenceModel {
                     bias: Some((params.as_ref(), b, None)),
                 },
             )?;
-            kernels.loss.encode(
+            loss::encode(
                 gpu,
                 &mut pass,
                 kind,
-                rows,
-                outputs,
+                (rows, outputs),
                 scale,
                 &LossBuffers {
                     input: &logits,
@@ -315,7 +311,7 @@ impl SequenceModel {
                 transposed: false,
             };
             // dW = dlogitsᵀ · y, db = Σ_rows dlogits, dy = dlogits · W
-            kernels.gemm.encode(
+            gemm::encode(
                 gpu,
                 &mut pass,
                 &Gemm {
@@ -333,7 +329,7 @@ impl SequenceModel {
                     bias: None,
                 },
             )?;
-            kernels.column_sum.encode(
+            column_sum::encode(
                 gpu,
                 &mut pass,
                 &dlogits,
@@ -343,7 +339,7 @@ impl SequenceModel {
                 (b, b),
                 false,
             )?;
-            kernels.gemm.encode(
+            gemm::encode(
                 gpu,
                 &mut pass,
                 &Gemm {
@@ -383,12 +379,11 @@ impl SequenceModel {
             arena.view(HEAD_WEIGHT)?.offset,
             arena.view(HEAD_BIAS)?.offset,
         );
-        let kernels = gpu.kernels()?;
         gpu.record("head", |encoder| {
             let logits = Arc::new(gpu.storage_buffer("logits", rows * outputs)?);
             let params = arena.params_buffer();
             let mut pass = gpu.compute_pass(encoder, "head");
-            kernels.gemm.encode(
+            gemm::encode(
                 gpu,
                 &mut pass,
                 &Gemm {

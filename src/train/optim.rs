@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::optim::{
-    OptimBuffers, OptimParams, ADAM, ADAMW, FIRST_STEP, NESTEROV, SGD, SKIP_NONFINITE,
+    self, OptimBuffers, OptimParams, ADAM, ADAMW, FIRST_STEP, NESTEROV, SGD, SKIP_NONFINITE,
 };
 use crate::model::{ClipNorm, ParamArena};
 use std::sync::Arc;
@@ -205,7 +205,6 @@ impl Optimizer {
     /// infinite leaves parameters and state unchanged, decided on the GPU (no readback). The
     /// step counter still advances, as the host cannot know without waiting.
     pub fn step(&mut self, arena: &ParamArena, skip_if_nonfinite: Option<&ClipNorm>) -> Result<()> {
-        let kernels = self.gpu.kernels()?;
         self.steps += 1;
         let t = self.steps as f64;
         let mut p = OptimParams {
@@ -262,7 +261,7 @@ impl Optimizer {
             .unwrap_or(&self.finite);
         self.gpu.record("optimizer step", |encoder| {
             let mut pass = self.gpu.compute_pass(encoder, "optimizer");
-            kernels.optim.encode(
+            optim::encode(
                 &self.gpu,
                 &mut pass,
                 &p,

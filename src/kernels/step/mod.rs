@@ -1,0 +1,586 @@
+//! The recurrent step kernels: one template per direction of a step (`step_forward.wgsl`,
+//! `step_backward.wgsl`), the tiled recurrent product written once; each cell contributes only
+//! its pointwise part (`shaders/cells/`). This module owns the tilings, the per-step index
+//! (immediates or uniform slots) and the launch of a sequence's dispatches.
+
+mod generate;
+mod slots;
+
+use super::{Cell, ShaderVariant};
+use crate::error::{Error, Result};
+use crate::gpu::{groups, lock, Binding, Gpu, Pipeline, PipelineKey};
+use std::sync::{Arc, Mutex};
+
+pub(crate) use generate::loop_trips;
+use slots::StepSlots;
+
+/// The flags of the step kernels, defined once here and generated into every step shader.
+pub(crate) mod flags {
+    /// Forward: keep what the backward pass needs.
+    pub const STORE_GATES: u32 = 1;
+    /// The reverse-time direction.
+    pub const REVERSE: u32 = 2;
+    /// Per-sequence lengths are bound.
+    pub const LENGTHS: u32 = 4;
+    /// Backward: record the per-step gradient probes.
+    pub const PROBE: u32 = 8;
+    /// The product reads this step's values of another region instead of the previous step's
+    /// (the projection of an LSTM with proj_size).
+    pub const SOURCE_CURRENT: u32 = 16;
+    /// Forward: the cell's h is projected by the next dispatch (write it, but not h_n).
+    pub const PROJECTED: u32 = 32;
+    /// The vanilla RNN uses relu instead of tanh.
+    pub const RELU: u32 = 64;
+    /// The layer has biases (the GRU reads b_hn itself).
+    pub const BIAS: u32 = 128;
+    /// Slot mode of the backward pass's last dispatch: write dh_0.
+    pub const H0_MODE: u32 = 2;
+
+    /// Every flag, as the WGSL constants.
+    pub const ALL: [(&str, u32); 9] = [
+        ("STORE_GATES", STORE_GATES),
+        ("REVERSE", REVERSE),
+        ("LENGTHS", LENGTHS),
+        ("PROBE", PROBE),
+        ("SOURCE_CURRENT", SOURCE_CURRENT),
+        ("PROJECTED", PROJECTED),
+        ("RELU", RELU),
+        ("BIAS", BIAS),
+        ("H0_MODE", H0_MODE),
+    ];
+}
+
+/// Which template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Direction {
+    Forward,
+    Backward,
+}
+
+/// What a step dispatch computes after the recurrent product: a cell's pointwise part, or the
+/// projection of an LSTM with proj_size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Pointwise {
+    Cell(Cell),
+    Projection,
+}
+
+impl Pointwise {
+    /// Weight rows per unit in the forward product.
+    fn gates(&self) -> usize {
+        match self {
+            Pointwise::Cell(cell) => cell.gates(),
+            Pointwise::Projection => 1,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Pointwise::Cell(cell) => cell.name(),
+            Pointwise::Projection => "projection",
+        }
+    }
+
+    fn forward_wgsl(&self) -> &'static str {
+        match self {
+            Pointwise::Cell(cell) => cell.forward_wgsl(),
+            Pointwise::Projection => include_str!("../../../shaders/cells/projection_forward.wgsl"),
+        }
+    }
+
+    fn backward_wgsl(&self) -> &'static str {
+        match self {
+            Pointwise::Cell(cell) => cell.backward_wgsl(),
+            Pointwise::Projection => {
+                include_str!("../../../shaders/cells/projection_backward.wgsl")
+            }
+        }
+    }
+
+    const ALL: [Pointwise; 3] = [
+        Pointwise::Cell(Cell::Lstm),
+        Pointwise::Cell(Cell::Rnn),
+        Pointwise::Projection,
+    ];
+}
+
+/// The tile constants of a step kernel: each workgroup owns `units` output units ×
+/// `batch_tile` batch rows, walks K in slices of `k_tile`, and splits every dot product over
+/// `k_split` invocations whose partial sums are added in workgroup memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tiling {
+    /// Output units per workgroup.
+    pub units: usize,
+    /// Batch rows per workgroup (4 per invocation).
+    pub batch_tile: usize,
+    /// Width of the K slices staged in workgroup memory.
+    pub k_tile: usize,
+    /// Invocations that share one dot product (a power of two).
+    pub k_split: usize,
+}
+
+impl Tiling {
+    /// 16 units × 16 rows: batches of 5 and more on CPU adapters.
+    pub const WIDE: Tiling = Tiling::new(16, 16, 16, 1);
+    /// 64 units × 4 rows, one invocation per dot product: batches of at most 4 on CPU adapters,
+    /// where few, long invocations suit the few cores.
+    pub const NARROW: Tiling = Tiling::new(64, 4, 8, 1);
+    /// 4 units × 4 rows, 16 invocations per dot product: batches of at most 4 on GPUs in the
+    /// forward kernels, whose W_hh rows run along K (H/4 workgroups: 128 at H = 512).
+    pub const SPLIT_FORWARD: Tiling = Tiling::new(4, 4, 64, 16);
+    /// 8 units × 4 rows, 8 invocations per dot product: the backward kernels read W_hh along
+    /// the units, so 8 neighbouring units make 32-byte reads (H/8 workgroups).
+    pub const SPLIT_BACKWARD: Tiling = Tiling::new(8, 4, 64, 8);
+    /// 16 units × 16 rows with 4 invocations per dot product (256 per workgroup): batches of
+    /// 5 and more on GPUs. A step's dot products are sequential chains of K multiply-adds per
+    /// invocation; splitting them 4 ways shortens the chain that bounds a step's latency and
+    /// gives the GPU 4× the invocations to hide memory latency with (at B = 64, H = 512: 128
+    /// workgroups of 256 instead of 64).
+    pub const WIDE_SPLIT: Tiling = Tiling::new(16, 16, 32, 4);
+
+    const fn new(units: usize, batch_tile: usize, k_tile: usize, k_split: usize) -> Tiling {
+        Tiling {
+            units,
+            batch_tile,
+            k_tile,
+            k_split,
+        }
+    }
+
+    /// Invocations per workgroup: each keeps 4 batch rows of one unit, for every
+    /// `k_split`-th k.
+    pub fn threads(&self) -> usize {
+        self.units * (self.batch_tile / 4) * self.k_split
+    }
+
+    /// The tiling `choice` stands for in `direction`.
+    fn of(choice: StepTiling, direction: Direction) -> Tiling {
+        match choice {
+            StepTiling::Wide | StepTiling::Auto => Tiling::WIDE,
+            StepTiling::Narrow => Tiling::NARROW,
+            StepTiling::Split if direction == Direction::Forward => Tiling::SPLIT_FORWARD,
+            StepTiling::Split => Tiling::SPLIT_BACKWARD,
+            StepTiling::WideSplit => Tiling::WIDE_SPLIT,
+        }
+    }
+}
+
+/// Which tiling the step kernels use (see [`Gpu::set_step_tiling`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub enum StepTiling {
+    /// On GPUs wide-split for batches of 5 and more, split for at most 4; on CPU adapters
+    /// (few cores, where long invocations win) wide and narrow.
+    #[default]
+    Auto,
+    /// Always [`Tiling::WIDE`].
+    Wide,
+    /// Always [`Tiling::NARROW`].
+    Narrow,
+    /// Always [`Tiling::SPLIT_FORWARD`] / [`Tiling::SPLIT_BACKWARD`].
+    Split,
+    /// Always [`Tiling::WIDE_SPLIT`].
+    WideSplit,
+}
+
+impl StepTiling {
+    /// Parses `auto`, `wide`, `narrow`, `split` or `wide-split` (the `WGPU_LSTM_TILING`
+    /// values).
+    pub fn parse(name: &str) -> Option<StepTiling> {
+        match name {
+            "auto" => Some(StepTiling::Auto),
+            "wide" => Some(StepTiling::Wide),
+            "narrow" => Some(StepTiling::Narrow),
+            "split" => Some(StepTiling::Split),
+            "wide-split" => Some(StepTiling::WideSplit),
+            _ => None,
+        }
+    }
+
+    /// The concrete tiling (never `Auto`) for `batch` rows on a device of `device_type`.
+    pub(crate) fn resolve(self, batch: usize, device_type: wgpu::DeviceType) -> StepTiling {
+        let cpu = device_type == wgpu::DeviceType::Cpu;
+        match (self, batch > 4, cpu) {
+            (StepTiling::Auto, true, true) => StepTiling::Wide,
+            (StepTiling::Auto, false, true) => StepTiling::Narrow,
+            (StepTiling::Auto, false, false) => StepTiling::Split,
+            (StepTiling::Auto, true, false) => StepTiling::WideSplit,
+            (concrete, _, _) => concrete,
+        }
+    }
+
+    const ALL: [StepTiling; 4] = [
+        StepTiling::Wide,
+        StepTiling::Narrow,
+        StepTiling::Split,
+        StepTiling::WideSplit,
+    ];
+}
+
+/// The step kernels' settings of one device.
+struct StepSettings {
+    tiling: Mutex<std::result::Result<StepTiling, String>>,
+}
+
+impl StepSettings {
+    /// `WGPU_LSTM_TILING` if set (an invalid value is an error at the first use), else auto.
+    fn from_env() -> StepSettings {
+        let tiling = match std::env::var("WGPU_LSTM_TILING") {
+            Ok(name) => StepTiling::parse(&name).ok_or(format!(
+                "WGPU_LSTM_TILING={name}: expected auto, wide, narrow, split or wide-split"
+            )),
+            Err(_) => Ok(StepTiling::Auto),
+        };
+        StepSettings {
+            tiling: Mutex::new(tiling),
+        }
+    }
+}
+
+fn settings(gpu: &Gpu) -> Arc<StepSettings> {
+    gpu.state(StepSettings::from_env)
+}
+
+impl Gpu {
+    /// Chooses the tiling of the recurrent step kernels for every model on this device (all
+    /// tilings compute the same results; they differ in speed). The default,
+    /// [`StepTiling::Auto`], or the `WGPU_LSTM_TILING` environment variable (`auto`, `wide`,
+    /// `narrow`, `split`, `wide-split`) when set.
+    pub fn set_step_tiling(&self, tiling: StepTiling) {
+        *lock(&settings(self).tiling) = Ok(tiling);
+    }
+
+    /// The tiling setting of the recurrent step kernels (auto when `WGPU_LSTM_TILING` is
+    /// invalid: the models report that error).
+    pub fn step_tiling(&self) -> StepTiling {
+        lock(&settings(self).tiling).clone().unwrap_or_default()
+    }
+}
+
+/// Whether the timestep goes in immediate data on this device (else a uniform slot at a
+/// dynamic offset). Where the device has immediates they are used: lavapipe leaks memory in
+/// proportion to the bound buffers when a descriptor set is rebound at every step.
+fn immediates(gpu: &Gpu) -> bool {
+    gpu.device().features().contains(wgpu::Features::IMMEDIATES)
+        && gpu.limits().max_immediate_size >= 16
+}
+
+/// The per-sequence constants of the forward template (see `step_forward.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct ForwardDims {
+    pub batch: u32,
+    pub steps: u32,
+    pub flags: u32,
+    pub units: u32,
+    pub k_size: u32,
+    pub w_offset: u32,
+    pub src_base: u32,
+    pub src_stride: u32,
+    pub dst_base: u32,
+    pub dst_stride: u32,
+    pub h_init: u32,
+    pub h_last: u32,
+    pub c_init: u32,
+    pub c_last: u32,
+    pub cs_base: u32,
+    pub cs_stride: u32,
+    pub cs_slots: u32,
+    pub kept_stride: u32,
+    pub bias_n: u32,
+    pub _pad0: u32,
+}
+
+/// The per-sequence constants of the backward template (see `step_backward.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct BackwardDims {
+    pub batch: u32,
+    pub steps: u32,
+    pub flags: u32,
+    pub units: u32,
+    pub k_size: u32,
+    pub w_offset: u32,
+    pub src_base: u32,
+    pub src_stride: u32,
+    pub dst_base: u32,
+    pub dst_stride: u32,
+    pub dst2_base: u32,
+    pub dy_base: u32,
+    pub dy_stride: u32,
+    pub saved_base: u32,
+    pub saved_stride: u32,
+    pub kept_stride: u32,
+    pub slot_stride: u32,
+    pub _pad: [u32; 3],
+}
+
+/// The buffers of a forward step kernel, in binding order after the uniform.
+pub(crate) struct ForwardBuffers<'a> {
+    pub params: &'a wgpu::Buffer,
+    pub xproj: &'a wgpu::Buffer,
+    pub lengths: &'a wgpu::Buffer,
+    /// Initial and final states of every layer and direction.
+    pub state: &'a wgpu::Buffer,
+    /// The h history: source and destination regions.
+    pub hs: &'a wgpu::Buffer,
+    pub cs: &'a wgpu::Buffer,
+    /// What the cell keeps for backward.
+    pub gates: &'a wgpu::Buffer,
+}
+
+/// The buffers of a backward step kernel, in binding order after the uniform.
+pub(crate) struct BackwardBuffers<'a> {
+    pub params: &'a wgpu::Buffer,
+    pub gates: &'a wgpu::Buffer,
+    /// c (LSTM) or h (GRU, RNN) of every step.
+    pub saved: &'a wgpu::Buffer,
+    pub dy: &'a wgpu::Buffer,
+    pub lengths: &'a wgpu::Buffer,
+    /// The gate gradients: this step's destination and the next step's source.
+    pub dgates: &'a wgpu::Buffer,
+    /// The carries and initial-state gradients of this layer and direction.
+    pub state: &'a wgpu::Buffer,
+    pub probes: &'a wgpu::Buffer,
+}
+
+const FORWARD_BINDINGS: [Binding; 8] = [
+    Binding::Uniform,
+    Binding::Read,
+    Binding::Read,
+    Binding::Read,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+];
+
+const BACKWARD_BINDINGS: [Binding; 9] = [
+    Binding::Uniform,
+    Binding::Read,
+    Binding::Read,
+    Binding::Read,
+    Binding::Read,
+    Binding::Read,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+];
+
+const SLOT_BINDINGS: [Binding; 1] = [Binding::DynamicUniform(16)];
+
+/// One kind of dispatch of a sequence, ready to record at every step.
+pub(crate) struct StepDispatch {
+    pipeline: Arc<Pipeline>,
+    group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+}
+
+/// The pipeline of `pointwise` in `direction` for `batch` rows in the tiling the device's
+/// setting picks, and that tiling.
+fn step_pipeline(
+    gpu: &Gpu,
+    direction: Direction,
+    pointwise: Pointwise,
+    batch: usize,
+) -> Result<(Arc<Pipeline>, Tiling)> {
+    let choice = lock(&settings(gpu).tiling)
+        .clone()
+        .map_err(Error::Invalid)?
+        .resolve(batch, gpu.info().device_type);
+    let tiling = Tiling::of(choice, direction);
+    let immediates = immediates(gpu);
+    let (entry, bindings): (&'static str, &[Binding]) = match direction {
+        Direction::Forward => ("step_forward", &FORWARD_BINDINGS),
+        Direction::Backward => ("step_backward", &BACKWARD_BINDINGS),
+    };
+    let key = PipelineKey {
+        shader: entry,
+        entry,
+        variant: format!("{} {choice:?} immediates={immediates}", pointwise.name()),
+    };
+    let groups: &[&[Binding]] = if immediates {
+        &[bindings]
+    } else {
+        &[bindings, &SLOT_BINDINGS]
+    };
+    let pipeline = gpu.pipeline(key, groups, if immediates { 16 } else { 0 }, || {
+        generate::source(direction, pointwise, tiling, immediates)
+    })?;
+    Ok((pipeline, tiling))
+}
+
+/// Checks that an invocation of a kernel walking `k_size` in tiles of `tiling` stays under
+/// the loop budget (see [`super::LOOP_BUDGET`]).
+fn check_trips(what: &str, k_size: usize, tiling: Tiling) -> Result<()> {
+    let trips = loop_trips(k_size, tiling);
+    if trips > super::LOOP_BUDGET {
+        return Err(Error::Limit {
+            what: format!("{what} over {k_size} values"),
+            limit: "loop trips per invocation (llvmpipe stops loops after 65,535)",
+            needed: trips,
+            available: super::LOOP_BUDGET,
+        });
+    }
+    Ok(())
+}
+
+/// The forward dispatch of `pointwise` with `dims` on `b`.
+pub(crate) fn forward(
+    gpu: &Gpu,
+    pointwise: Pointwise,
+    dims: &ForwardDims,
+    b: &ForwardBuffers<'_>,
+) -> Result<StepDispatch> {
+    let (pipeline, tiling) =
+        step_pipeline(gpu, Direction::Forward, pointwise, dims.batch as usize)?;
+    check_trips("a forward step", dims.k_size as usize, tiling)?;
+    let uniform = gpu.uniform("forward step dims", dims)?;
+    let buffers = [
+        &uniform, b.params, b.xproj, b.lengths, b.state, b.hs, b.cs, b.gates,
+    ];
+    let group = gpu.bind_group(&pipeline, 0, &buffers);
+    let workgroups = step_grid(gpu, dims.units, dims.batch, tiling)?;
+    Ok(StepDispatch {
+        pipeline,
+        group,
+        workgroups,
+    })
+}
+
+/// The backward dispatch of `pointwise` with `dims` on `b`.
+pub(crate) fn backward(
+    gpu: &Gpu,
+    pointwise: Pointwise,
+    dims: &BackwardDims,
+    b: &BackwardBuffers<'_>,
+) -> Result<StepDispatch> {
+    let (pipeline, tiling) =
+        step_pipeline(gpu, Direction::Backward, pointwise, dims.batch as usize)?;
+    check_trips("a backward step", dims.k_size as usize, tiling)?;
+    let uniform = gpu.uniform("backward step dims", dims)?;
+    let buffers = [
+        &uniform, b.params, b.gates, b.saved, b.dy, b.lengths, b.dgates, b.state, b.probes,
+    ];
+    let group = gpu.bind_group(&pipeline, 0, &buffers);
+    let workgroups = step_grid(gpu, dims.units, dims.batch, tiling)?;
+    Ok(StepDispatch {
+        pipeline,
+        group,
+        workgroups,
+    })
+}
+
+fn step_grid(gpu: &Gpu, units: u32, batch: u32, tiling: Tiling) -> Result<[u32; 3]> {
+    let wg = [
+        groups(units as usize, tiling.units),
+        groups(batch as usize, tiling.batch_tile),
+        1,
+    ];
+    gpu.check_dispatch("a recurrent step", wg)?;
+    Ok(wg)
+}
+
+/// Records a sequence: at each `(t, mode)` of `order`, every dispatch of `dispatches` in turn
+/// (in H0 mode only the first). The timestep goes in immediate data, or in a uniform slot at a
+/// dynamic offset: one bind group for all steps either way.
+pub(crate) fn encode_steps(
+    gpu: &Gpu,
+    pass: &mut wgpu::ComputePass<'_>,
+    dispatches: &[StepDispatch],
+    steps: usize,
+    order: impl Iterator<Item = (usize, u32)>,
+) -> Result<()> {
+    let slotted = if immediates(gpu) {
+        None
+    } else {
+        let slots = StepSlots::for_steps(gpu, steps)?;
+        let groups: Vec<wgpu::BindGroup> = dispatches
+            .iter()
+            .map(|d| gpu.bind_group_window(&d.pipeline, 1, &slots.buffer, 16))
+            .collect();
+        Some((slots, groups))
+    };
+    for (t, mode) in order {
+        debug_assert!(mode == 0 || mode == flags::H0_MODE);
+        let count = if mode == flags::H0_MODE {
+            1
+        } else {
+            dispatches.len()
+        };
+        for (i, d) in dispatches[..count].iter().enumerate() {
+            pass.set_pipeline(&d.pipeline.compute);
+            pass.set_bind_group(0, &d.group, &[]);
+            match &slotted {
+                None => pass.set_immediates(0, bytemuck::cast_slice(&[t as u32, mode, 0, 0])),
+                Some((slots, groups)) => {
+                    let offset = if mode == flags::H0_MODE {
+                        slots.h0_offset()
+                    } else {
+                        slots.offset(t)
+                    };
+                    pass.set_bind_group(1, &groups[i], &[offset]);
+                }
+            }
+            gpu.dispatch(pass, d.workgroups);
+        }
+    }
+    Ok(())
+}
+
+/// Every step kernel that can be built: both directions, every pointwise part, every tiling,
+/// with and without immediates.
+pub(crate) fn variants() -> Vec<ShaderVariant> {
+    let mut out = Vec::new();
+    for direction in [Direction::Forward, Direction::Backward] {
+        for pointwise in Pointwise::ALL {
+            for choice in StepTiling::ALL {
+                for immediates in [false, true] {
+                    let tiling = Tiling::of(choice, direction);
+                    out.push(ShaderVariant {
+                        name: format!(
+                            "step {direction:?} ({}, {choice:?}{})",
+                            pointwise.name(),
+                            if immediates { ", immediates" } else { "" }
+                        ),
+                        source: generate::source(direction, pointwise, tiling, immediates),
+                        immediates,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_tiling_by_batch_and_device() {
+        use wgpu::DeviceType::{Cpu, DiscreteGpu};
+        use StepTiling::*;
+        assert_eq!(Auto.resolve(5, DiscreteGpu), WideSplit);
+        assert_eq!(Auto.resolve(4, DiscreteGpu), Split);
+        assert_eq!(Auto.resolve(1, Cpu), Narrow);
+        assert_eq!(Auto.resolve(64, Cpu), Wide);
+        assert_eq!(Wide.resolve(1, DiscreteGpu), Wide);
+        assert_eq!(StepTiling::parse("split"), Some(StepTiling::Split));
+        assert_eq!(StepTiling::parse("tall"), None);
+    }
+
+    /// The tile constants are valid for the template: whole vec4s of batch rows, lanes that
+    /// divide the K slices, a power-of-two split.
+    #[test]
+    fn tilings_fit_the_template() {
+        for choice in StepTiling::ALL {
+            for direction in [Direction::Forward, Direction::Backward] {
+                let t = Tiling::of(choice, direction);
+                assert_eq!(t.batch_tile % 4, 0, "{t:?}");
+                assert_eq!(t.k_tile % t.k_split, 0, "{t:?}");
+                assert!(t.k_split.is_power_of_two(), "{t:?}");
+                assert!(t.threads() <= 256, "{t:?}: WebGPU allows 256 invocations");
+            }
+        }
+    }
+}

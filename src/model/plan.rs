@@ -1,0 +1,338 @@
+//! The geometry of one call, computed once: for every layer and direction, where its
+//! parameters, states and activations live, and the constants of its step dispatches. The
+//! forward pass, the backward pass and the weight gradients all read it.
+
+use super::arena::ParamArena;
+use super::config::{LstmConfig, ParamNames};
+use crate::error::Result;
+use crate::kernels::step::{flags, BackwardDims, ForwardDims, Pointwise};
+use crate::kernels::Cell;
+
+/// One layer and direction.
+pub(crate) struct Part {
+    pub layer: usize,
+    pub dir: usize,
+    /// Features of the layer's input: I, or D·R above the first layer.
+    pub in_size: usize,
+    /// Element offsets in the parameter arena.
+    pub w_ih: usize,
+    pub w_hh: usize,
+    pub w_hr: Option<usize>,
+    pub bias: Option<(usize, usize)>,
+}
+
+impl Part {
+    /// Index among the initial and final states, `[L·D, ..]`.
+    pub fn state_index(&self, dirs: usize) -> usize {
+        self.layer * dirs + self.dir
+    }
+
+    pub fn reverse(&self) -> bool {
+        self.dir == 1
+    }
+}
+
+/// The geometry of one call with `steps` × `batch` rows.
+pub(crate) struct Plan {
+    pub cell: Cell,
+    pub steps: usize,
+    pub batch: usize,
+    /// H: hidden units (the cell state's width).
+    pub hidden: usize,
+    /// R: the width of h (P with projections, else H).
+    pub out: usize,
+    /// P, or 0.
+    pub proj: usize,
+    pub dirs: usize,
+    pub layers: usize,
+    pub relu: bool,
+    /// Layer by layer, direction by direction.
+    pub parts: Vec<Part>,
+}
+
+impl Plan {
+    pub fn new(
+        config: &LstmConfig,
+        arena: &ParamArena,
+        steps: usize,
+        batch: usize,
+    ) -> Result<Plan> {
+        let mut parts = Vec::with_capacity(config.num_layers * config.directions());
+        for layer in 0..config.num_layers {
+            for dir in 0..config.directions() {
+                let n = ParamNames::new(layer, dir);
+                let at = |name: &str| arena.view(name).map(|v| v.offset);
+                parts.push(Part {
+                    layer,
+                    dir,
+                    in_size: config.layer_input_size(layer),
+                    w_ih: at(&n.weight_ih)?,
+                    w_hh: at(&n.weight_hh)?,
+                    w_hr: if config.proj_size > 0 {
+                        Some(at(&n.weight_hr)?)
+                    } else {
+                        None
+                    },
+                    bias: if config.bias {
+                        Some((at(&n.bias_ih)?, at(&n.bias_hh)?))
+                    } else {
+                        None
+                    },
+                });
+            }
+        }
+        Ok(Plan {
+            cell: config.cell,
+            steps,
+            batch,
+            hidden: config.hidden_size,
+            out: config.output_size(),
+            proj: config.proj_size,
+            dirs: config.directions(),
+            layers: config.num_layers,
+            relu: false,
+            parts,
+        })
+    }
+
+    /// The parts of layer `l`.
+    pub fn layer(&self, l: usize) -> &[Part] {
+        &self.parts[l * self.dirs..(l + 1) * self.dirs]
+    }
+
+    /// T·B.
+    pub fn rows(&self) -> usize {
+        self.steps * self.batch
+    }
+
+    /// Gate rows per step: G·H.
+    pub fn gate_rows(&self) -> usize {
+        self.cell.gates() * self.hidden
+    }
+
+    /// Elements of all initial (or final) h, `[L·D, B, R]`, and c, `[L·D, B, H]`.
+    pub fn h_states(&self) -> usize {
+        self.layers * self.dirs * self.batch * self.out
+    }
+
+    pub fn c_states(&self) -> usize {
+        self.layers * self.dirs * self.batch * self.hidden
+    }
+
+    /// The forward state buffer: h0, c0, h_n, c_n of every layer and direction, in that order.
+    pub fn state_len(&self) -> usize {
+        2 * (self.h_states() + self.c_states())
+    }
+
+    /// Element offsets in the forward state buffer.
+    pub fn h0_at(&self, p: &Part) -> usize {
+        p.state_index(self.dirs) * self.batch * self.out
+    }
+
+    pub fn c0_at(&self, p: &Part) -> usize {
+        self.h_states() + p.state_index(self.dirs) * self.batch * self.hidden
+    }
+
+    pub fn h_n_at(&self, p: &Part) -> usize {
+        self.h_states() + self.c_states() + self.h0_at(p)
+    }
+
+    pub fn c_n_at(&self, p: &Part) -> usize {
+        self.h_states() + self.c_states() + self.c0_at(p)
+    }
+
+    /// A layer's h history: `[T, B, D·R]` (its output), then with projections each
+    /// direction's unprojected `o ⊙ tanh(c)`, `[D, T, B, H]`.
+    pub fn hs_len(&self) -> usize {
+        self.rows() * self.dirs * (self.out + if self.proj > 0 { self.hidden } else { 0 })
+    }
+
+    /// Where direction `d`'s unprojected h starts in the history.
+    pub fn hu_at(&self, d: usize) -> usize {
+        self.rows() * (self.dirs * self.out + d * self.hidden)
+    }
+
+    /// Cell-state slots of a layer: T when training, 2 (a ring) for inference.
+    pub fn cs_slots(&self, train: bool) -> usize {
+        if train {
+            self.steps
+        } else {
+            2
+        }
+    }
+
+    /// A layer's cell states, `[slots, B, D·H]` (1 element for cells without).
+    pub fn cs_len(&self, train: bool) -> usize {
+        if self.cell.has_cell_state() {
+            self.cs_slots(train) * self.batch * self.dirs * self.hidden
+        } else {
+            1
+        }
+    }
+
+    /// What a direction keeps for backward, `[T, B, kept·H]`.
+    pub fn kept_len(&self) -> usize {
+        self.rows() * self.cell.kept() * self.hidden
+    }
+
+    /// A direction's gate gradients: the recurrent side `[T, B, G·H]`, then with projections
+    /// the gradient of the projected h, `[T, B, P]`.
+    pub fn dgates_len(&self) -> usize {
+        self.rows() * (self.gate_rows() + self.proj)
+    }
+
+    /// Where the gradient of the projected h starts in the gate gradients.
+    pub fn dproj_at(&self) -> usize {
+        self.rows() * self.gate_rows()
+    }
+
+    /// The backward state of one part: 6 slots of `[B, H]` (see `step_backward.wgsl`).
+    pub fn slot_len(&self) -> usize {
+        self.batch * self.hidden
+    }
+
+    fn common_flags(&self, p: &Part, lengths: bool) -> u32 {
+        let mut f = 0;
+        if p.reverse() {
+            f |= flags::REVERSE;
+        }
+        if lengths {
+            f |= flags::LENGTHS;
+        }
+        if self.relu {
+            f |= flags::RELU;
+        }
+        f
+    }
+
+    /// The forward dispatches of part `p` at every step: the cell's, then the projection's.
+    pub fn forward_dims(
+        &self,
+        p: &Part,
+        train: bool,
+        lengths: bool,
+    ) -> Vec<(Pointwise, ForwardDims)> {
+        let (b, h, r, d) = (self.batch, self.hidden, self.out, p.dir);
+        let mut flags = self.common_flags(p, lengths);
+        if train {
+            flags |= flags::STORE_GATES;
+        }
+        if p.bias.is_some() {
+            flags |= flags::BIAS;
+        }
+        let mut cell = ForwardDims {
+            batch: b as u32,
+            steps: self.steps as u32,
+            flags,
+            units: h as u32,
+            k_size: r as u32,
+            w_offset: p.w_hh as u32,
+            src_base: (d * r) as u32,
+            src_stride: (self.dirs * r) as u32,
+            dst_base: (d * r) as u32,
+            dst_stride: (self.dirs * r) as u32,
+            h_init: self.h0_at(p) as u32,
+            h_last: self.h_n_at(p) as u32,
+            c_init: self.c0_at(p) as u32,
+            c_last: self.c_n_at(p) as u32,
+            cs_base: (d * h) as u32,
+            cs_stride: (self.dirs * h) as u32,
+            cs_slots: self.cs_slots(train) as u32,
+            kept_stride: (self.cell.kept() * h) as u32,
+            bias_n: p.bias.map_or(0, |(_, b_hh)| b_hh + 2 * h) as u32,
+            _pad0: 0,
+        };
+        let Some(w_hr) = p.w_hr else {
+            return vec![(Pointwise::Cell(self.cell), cell)];
+        };
+        // The cell writes o ⊙ tanh(c) to its own region; the projection reads it at the same
+        // step and writes the projected h (the layer's output) and h_n.
+        cell.flags |= flags::PROJECTED;
+        cell.dst_base = self.hu_at(d) as u32;
+        cell.dst_stride = h as u32;
+        let projection = ForwardDims {
+            flags: self.common_flags(p, lengths) | flags::SOURCE_CURRENT,
+            units: r as u32,
+            k_size: h as u32,
+            w_offset: w_hr as u32,
+            src_base: self.hu_at(d) as u32,
+            src_stride: h as u32,
+            dst_base: (d * r) as u32,
+            dst_stride: (self.dirs * r) as u32,
+            kept_stride: 0,
+            ..cell
+        };
+        vec![
+            (Pointwise::Cell(self.cell), cell),
+            (Pointwise::Projection, projection),
+        ]
+    }
+
+    /// The backward dispatches of part `p` at every step (the projection's, then the cell's),
+    /// the gradient of the layer's output being `dy` from element `dy_base` with row stride
+    /// `dy_stride`.
+    pub fn backward_dims(
+        &self,
+        p: &Part,
+        lengths: bool,
+        probe: bool,
+        (dy_base, dy_stride): (usize, usize),
+    ) -> Vec<(Pointwise, BackwardDims)> {
+        let (b, h, r, d) = (self.batch, self.hidden, self.out, p.dir);
+        let gate_rows = self.gate_rows();
+        let mut flags = self.common_flags(p, lengths);
+        if probe {
+            flags |= flags::PROBE;
+        }
+        // The LSTM's backward reads its c, the others their h.
+        let (saved_base, saved_stride) = if self.cell.has_cell_state() {
+            (d * h, self.dirs * h)
+        } else {
+            (d * r, self.dirs * r)
+        };
+        let cell = BackwardDims {
+            batch: b as u32,
+            steps: self.steps as u32,
+            flags,
+            units: h as u32,
+            k_size: gate_rows as u32,
+            w_offset: p.w_hh as u32,
+            src_base: 0,
+            src_stride: gate_rows as u32,
+            dst_base: 0,
+            dst_stride: gate_rows as u32,
+            dst2_base: 0,
+            dy_base: (dy_base + d * r) as u32,
+            dy_stride: dy_stride as u32,
+            saved_base: saved_base as u32,
+            saved_stride: saved_stride as u32,
+            kept_stride: (self.cell.kept() * h) as u32,
+            slot_stride: self.slot_len() as u32,
+            _pad: [0; 3],
+        };
+        let Some(w_hr) = p.w_hr else {
+            return vec![(Pointwise::Cell(self.cell), cell)];
+        };
+        // The projection forms the whole gradient of the projected h (dy, dG_next · W_hh and
+        // the carry); the cell multiplies it by W_hr at the same step.
+        let projection = BackwardDims {
+            flags: self.common_flags(p, lengths),
+            units: r as u32,
+            dst_base: self.dproj_at() as u32,
+            dst_stride: r as u32,
+            ..cell
+        };
+        let cell = BackwardDims {
+            flags: flags | flags::SOURCE_CURRENT,
+            k_size: r as u32,
+            w_offset: w_hr as u32,
+            src_base: self.dproj_at() as u32,
+            src_stride: r as u32,
+            ..cell
+        };
+        vec![
+            (Pointwise::Projection, projection),
+            (Pointwise::Cell(self.cell), cell),
+        ]
+    }
+}
