@@ -304,8 +304,8 @@ impl LabResult {
         s
     }
 
-    /// Writes `gradflow.csv`, `gradflow.svg` (log-scale norms against k) and `summary.txt` into
-    /// `dir` (created if needed), each atomically.
+    /// Writes `gradflow.csv` and `summary.txt` into `dir` (created if needed), each
+    /// atomically. (The command line adds the plot, `gradflow.svg`.)
     pub fn write(&self, dir: &Path) -> Result<()> {
         let io = |source| Error::Io {
             path: dir.display().to_string(),
@@ -313,80 +313,6 @@ impl LabResult {
         };
         std::fs::create_dir_all(dir).map_err(io)?;
         crate::io::write_atomically(&dir.join("gradflow.csv"), self.csv().as_bytes())?;
-        crate::io::write_atomically(&dir.join("summary.txt"), self.summary().as_bytes())?;
-        crate::io::write_atomically(&dir.join("gradflow.svg"), self.svg()?.as_bytes())
-    }
-
-    /// The plot as SVG text.
-    pub fn svg(&self) -> Result<String> {
-        use plotters::prelude::*;
-        let plot_err = |e: String| Error::Invalid(format!("plotting failed: {e}"));
-        let t = self.rnn_dh_norm.len();
-        let l = &self.lstm;
-        let curves: [(&str, &Vec<f32>, RGBColor); 4] = [
-            (
-                "LSTM cell path |dL/dc_k|",
-                &l.dc_norm,
-                RGBColor(31, 119, 180),
-            ),
-            ("LSTM hidden |dL/dh_k|", &l.dh_norm, RGBColor(44, 160, 44)),
-            ("explicit path t0", &l.path_norm, RGBColor(255, 127, 14)),
-            ("RNN |dL/dh_k|", &self.rnn_dh_norm, RGBColor(214, 39, 40)),
-        ];
-        // Log axis: zeros and underflows sit on the floor.
-        let floor = 1e-30f64;
-        let values = curves
-            .iter()
-            .flat_map(|(_, v, _)| v.iter())
-            .map(|&v| (v as f64).max(floor));
-        let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-        let (lo, hi) = (lo / 2.0, (hi * 2.0).max(lo * 10.0));
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| plot_err(e.to_string()))?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(
-                    format!(
-                        "Gradient of a loss at step {} flowing back to step k",
-                        t - 1
-                    ),
-                    ("sans-serif", 20),
-                )
-                .margin(15)
-                .x_label_area_size(40)
-                .y_label_area_size(70)
-                .build_cartesian_2d(0f64..(t - 1) as f64, (lo..hi).log_scale())
-                .map_err(|e| plot_err(e.to_string()))?;
-            chart
-                .configure_mesh()
-                .x_desc("timestep k")
-                .y_desc("norm (log scale)")
-                .y_label_formatter(&|v| format!("{v:.0e}"))
-                .draw()
-                .map_err(|e| plot_err(e.to_string()))?;
-            for (name, v, color) in curves {
-                let points = v
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &y)| (k as f64, (y as f64).max(floor)));
-                chart
-                    .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                    .map_err(|e| plot_err(e.to_string()))?
-                    .label(name)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| plot_err(e.to_string()))?;
-            root.present().map_err(|e| plot_err(e.to_string()))?;
-        }
-        Ok(svg)
+        crate::io::write_atomically(&dir.join("summary.txt"), self.summary().as_bytes())
     }
 }
