@@ -81,6 +81,13 @@ pub enum Error {
     )]
     NonFiniteNorm(f32),
 
+    /// A value that must be finite is NaN or infinite (a diverged run's loss or weights).
+    #[error(
+        "{0}. Values must be finite: lower the learning rate, clip the gradients, or skip \
+         non-finite steps (`--skip-nonfinite`)"
+    )]
+    NonFinite(String),
+
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

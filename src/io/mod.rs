@@ -124,9 +124,13 @@ pub fn parse_tensors_with_metadata(bytes: &[u8], source: &str) -> Result<(Tensor
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let metadata = header.metadata().clone().unwrap_or_default();
     let file = SafeTensors::deserialize(bytes).map_err(invalid)?;
+    let checked = metadata.keys().any(|k| k.starts_with(CHECKSUM_PREFIX));
     let mut out = TensorMap::new();
     for (name, view) in file.iter() {
         let raw = view.data();
+        if checked {
+            verify_checksum(&metadata, name, raw, source)?;
+        }
         let shape = view.shape().to_vec();
         let data = match view.dtype() {
             Dtype::F32 => HostData::F32(
@@ -160,6 +164,28 @@ pub fn parse_tensors_with_metadata(bytes: &[u8], source: &str) -> Result<(Tensor
     Ok((out, metadata))
 }
 
+/// Metadata key prefix of the CRC-32 of each tensor's bytes, which every file written here
+/// carries: a file with them is checked on reading (a flipped byte is an error naming the
+/// tensor); files without them (a plain PyTorch state dict) load as they are.
+pub const CHECKSUM_PREFIX: &str = "crc32.";
+
+fn verify_checksum(metadata: &Metadata, name: &str, raw: &[u8], source: &str) -> Result<()> {
+    let key = format!("{CHECKSUM_PREFIX}{name}");
+    let Some(want) = metadata.get(&key) else {
+        return Err(Error::Invalid(format!(
+            "{source}: tensor `{name}` has no checksum while the others have: the file was altered"
+        )));
+    };
+    let got = format!("{:08x}", crc32fast::hash(raw));
+    if *want != got {
+        return Err(Error::Invalid(format!(
+            "{source}: tensor `{name}` is corrupted (CRC-32 {got}, the file says {want}); \
+             restore the file from a copy"
+        )));
+    }
+    Ok(())
+}
+
 /// Reads a safetensors file.
 pub fn read_tensors(path: &Path) -> Result<TensorMap> {
     Ok(read_tensors_with_metadata(path)?.0)
@@ -179,11 +205,13 @@ pub fn serialize_tensors(tensors: &TensorMap) -> Result<Vec<u8>> {
     serialize_tensors_with_metadata(tensors, None)
 }
 
-/// Serializes tensors and metadata to safetensors bytes.
+/// Serializes tensors and metadata to safetensors bytes, with the CRC-32 of every tensor in
+/// the metadata (see [`CHECKSUM_PREFIX`]).
 pub fn serialize_tensors_with_metadata(
     tensors: &TensorMap,
     metadata: Option<Metadata>,
 ) -> Result<Vec<u8>> {
+    let mut metadata = metadata.unwrap_or_default();
     let mut owned = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let expected: usize = t.shape.iter().product();
@@ -194,7 +222,12 @@ pub fn serialize_tensors_with_metadata(
                 given: format!("{} values", t.len()),
             });
         }
-        owned.push((name.clone(), t.shape.clone(), t.bytes()));
+        let (dtype, bytes) = t.bytes();
+        metadata.insert(
+            format!("{CHECKSUM_PREFIX}{name}"),
+            format!("{:08x}", crc32fast::hash(&bytes)),
+        );
+        owned.push((name.clone(), t.shape.clone(), (dtype, bytes)));
     }
     let views = owned
         .iter()
@@ -204,7 +237,7 @@ pub fn serialize_tensors_with_metadata(
                 .map_err(|e| Error::Invalid(format!("tensor `{name}`: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, metadata).map_err(|e| Error::Invalid(e.to_string()))
+    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// Writes tensors to a safetensors file atomically: a temporary file in the same folder,

@@ -451,6 +451,11 @@ impl SequenceModel {
                 &[1, 1, width],
             );
             let logits = self.head(&last)?.to_vec()?;
+            if let Some(bad) = logits.iter().find(|v| !v.is_finite()) {
+                return Err(Error::NonFinite(format!(
+                    "the model's logits hold {bad}: its weights are broken"
+                )));
+            }
             let next = sample(&logits, temperature, rng);
             out.push(next);
             feed = vec![next];

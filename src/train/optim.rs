@@ -276,6 +276,15 @@ impl Optimizer {
         })
     }
 
+    /// The names of the state tensors [`Optimizer::state`] returns.
+    pub fn state_names(&self) -> &'static [&'static str] {
+        match self.config {
+            OptimizerConfig::Sgd { momentum: 0.0, .. } => &[],
+            OptimizerConfig::Sgd { .. } => &["momentum_buffer"],
+            _ => &["exp_avg", "exp_avg_sq"],
+        }
+    }
+
     /// The state tensors as (name, values) for checkpoints: `exp_avg`/`exp_avg_sq` (Adam) or
     /// `momentum_buffer` (SGD with momentum), flat over the arena, plus the step count.
     pub fn state(&self) -> Result<Vec<(&'static str, Vec<f32>)>> {

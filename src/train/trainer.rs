@@ -6,11 +6,7 @@ use super::optim::{Optimizer, OptimizerConfig};
 use super::tasks::{adding_batch, step_rng, CharCorpus};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
-use crate::io::{
-    read_tensors_with_metadata, write_tensors_with_metadata, HostTensor, Metadata, TensorMap,
-};
 use crate::model::{Cell, LstmConfig};
-use std::path::Path;
 use std::sync::Arc;
 
 /// Which task to train on.
@@ -58,6 +54,9 @@ pub struct Metrics {
     pub clip_rate: f32,
     /// Loss of the last step.
     pub last_loss: f32,
+    /// Steps skipped because their gradient norm was NaN or infinite (with
+    /// `skip_nonfinite`; the means are over the other steps).
+    pub skipped: usize,
 }
 
 /// Metrics slots kept on the GPU between readbacks: loss, norm, coefficient, non-finite flag.
@@ -149,6 +148,18 @@ impl Trainer {
         &self.task
     }
 
+    /// The optimizer (its state goes into checkpoints).
+    pub(super) fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
+    }
+
+    /// Sets the optimizer state and the step count of a resumed run.
+    pub(super) fn restore(&mut self, state: &[(String, Vec<f32>)], step: u64) -> Result<()> {
+        self.optimizer.load_state(state, step)?;
+        self.step = step;
+        Ok(())
+    }
+
     /// The model.
     pub fn model(&self) -> &SequenceModel {
         &self.model
@@ -228,231 +239,33 @@ impl Trainer {
         }
         let v = Tensor::view(&self.gpu, self.metrics.clone(), 0, &[n * METRIC_FIELDS]).to_vec()?;
         self.pending = 0;
-        let rows = v.chunks_exact(METRIC_FIELDS);
-        let mean = |f: fn(&[f32]) -> f32| rows.clone().map(f).sum::<f32>() / n as f32;
+        let first_step = self.step - n as u64 + 1;
+        // A diverged step stops the run, unless such steps are skipped (then they were, on the
+        // GPU: weights and optimizer state untouched).
+        let skipped = |r: &[f32]| r[3] != 0.0;
+        for (i, r) in v.chunks_exact(METRIC_FIELDS).enumerate() {
+            let step = first_step + i as u64;
+            let finite = r[0].is_finite() && r[1].is_finite();
+            if !finite && !self.config.skip_nonfinite {
+                return Err(Error::NonFinite(format!(
+                    "step {step}: the loss is {} and the gradient norm {}; the run stops here",
+                    r[0], r[1]
+                )));
+            }
+        }
+        let kept: Vec<&[f32]> = v
+            .chunks_exact(METRIC_FIELDS)
+            .filter(|r| !skipped(r))
+            .collect();
+        let count = kept.len().max(1) as f32;
+        let mean = |f: fn(&[f32]) -> f32| kept.iter().map(|r| f(r)).sum::<f32>() / count;
         Ok(Metrics {
             steps: n,
             loss: mean(|r| r[0]),
             grad_norm: mean(|r| r[1]),
             clip_rate: mean(|r| if r[2] < 1.0 { 1.0 } else { 0.0 }),
             last_loss: v[(n - 1) * METRIC_FIELDS],
+            skipped: n - kept.len(),
         })
-    }
-
-    /// Writes a checkpoint atomically: the weights with their PyTorch names (`weight_ih_l0`, …,
-    /// `head.weight`, `head.bias`), the optimizer state (`optimizer.exp_avg`, …), and in the
-    /// metadata the step, the configuration and the vocabulary.
-    pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
-        let mut tensors: TensorMap = self.model.lstm().state_dict()?;
-        for (name, values) in self.optimizer.state()? {
-            tensors.insert(
-                format!("optimizer.{name}"),
-                HostTensor::f32(&[values.len()], values),
-            );
-        }
-        let c = &self.config;
-        let mut meta = Metadata::new();
-        let mut put = |k: &str, v: String| meta.insert(k.to_string(), v);
-        put("format", "wgpu-lstm checkpoint 1".into());
-        put("step", self.step.to_string());
-        put("cell", format!("{:?}", c.cell));
-        put("hidden_size", c.hidden_size.to_string());
-        put("num_layers", c.num_layers.to_string());
-        put("batch", c.batch.to_string());
-        put("seq_len", c.seq_len.to_string());
-        put("optimizer", format!("{:?}", c.optimizer));
-        put("clip", c.clip.map_or("none".into(), |v| v.to_string()));
-        put("skip_nonfinite", c.skip_nonfinite.to_string());
-        put("seed", c.seed.to_string());
-        match &self.task {
-            Task::Chars(corpus) => {
-                put("task", "chars".into());
-                put("vocab", corpus.vocab.iter().collect());
-                put("text_fingerprint", fingerprint(&corpus.tokens).to_string());
-            }
-            Task::Adding => {
-                put("task", "adding".into());
-            }
-        }
-        write_tensors_with_metadata(path, &tensors, meta)
-    }
-
-    /// Continues a run from a checkpoint. `config` and `task` must be the run's own (the CLI
-    /// rebuilds them from the checkpoint's metadata with [`Checkpoint`]); the weights, the
-    /// optimizer state and the step come from the file.
-    pub fn resume(gpu: &Gpu, checkpoint: &Checkpoint, metrics_every: usize) -> Result<Trainer> {
-        let mut t = Trainer::new(
-            gpu,
-            checkpoint.config.clone(),
-            checkpoint.task.clone(),
-            metrics_every,
-        )?;
-        let arena = t.model.lstm().params();
-        for v in arena.views() {
-            let tensor = checkpoint
-                .tensors
-                .get(&v.name)
-                .ok_or_else(|| Error::Invalid(format!("checkpoint lacks `{}`", v.name)))?;
-            arena.set(&v.name, tensor.as_f32(&v.name)?)?;
-        }
-        let mut state = Vec::new();
-        for (name, tensor) in &checkpoint.tensors {
-            if let Some(short) = name.strip_prefix("optimizer.") {
-                state.push((short.to_string(), tensor.as_f32(name)?.to_vec()));
-            }
-        }
-        t.optimizer.load_state(&state, checkpoint.step)?;
-        t.step = checkpoint.step;
-        Ok(t)
-    }
-}
-
-/// A checkpoint read back: tensors, step, and the run's configuration and task.
-pub struct Checkpoint {
-    /// Weights and optimizer state.
-    pub tensors: TensorMap,
-    /// Steps taken.
-    pub step: u64,
-    /// The run's configuration.
-    pub config: TrainConfig,
-    /// The task (for characters: the vocabulary; the text is given again with `text`).
-    pub task: Task,
-}
-
-impl Checkpoint {
-    /// Reads a checkpoint. Resuming a character run needs its text (the built-in one or the same
-    /// `--text`; a different text is an error); sampling needs only the vocabulary (`text` None).
-    pub fn read(path: &Path, text: Option<&str>) -> Result<Checkpoint> {
-        let (tensors, meta) = read_tensors_with_metadata(path)?;
-        Checkpoint::from_parts(tensors, &meta, text, &path.display().to_string())
-    }
-
-    /// A checkpoint from a file's tensors and metadata (`source` names it in errors).
-    pub fn from_parts(
-        tensors: TensorMap,
-        meta: &Metadata,
-        text: Option<&str>,
-        source: &str,
-    ) -> Result<Checkpoint> {
-        let bad =
-            |what: &str| Error::Invalid(format!("{}: not a wgpu-lstm checkpoint ({what})", source));
-        let get = |k: &str| meta.get(k).ok_or_else(|| bad(&format!("no `{k}`")));
-        let num = |k: &str| get(k)?.parse::<u64>().map_err(|_| bad(k));
-        if get("format")? != "wgpu-lstm checkpoint 1" {
-            return Err(bad("unknown format"));
-        }
-        let optimizer = parse_optimizer(get("optimizer")?).ok_or_else(|| bad("optimizer"))?;
-        let clip = match get("clip")?.as_str() {
-            "none" => None,
-            v => Some(v.parse::<f32>().map_err(|_| bad("clip"))?),
-        };
-        let cell = match get("cell")?.as_str() {
-            "Lstm" => Cell::Lstm,
-            "Rnn" => Cell::Rnn,
-            _ => return Err(bad("cell")),
-        };
-        let config = TrainConfig {
-            cell,
-            hidden_size: num("hidden_size")? as usize,
-            num_layers: num("num_layers")? as usize,
-            batch: num("batch")? as usize,
-            seq_len: num("seq_len")? as usize,
-            optimizer,
-            clip,
-            skip_nonfinite: get("skip_nonfinite")? == "true",
-            seed: num("seed")?,
-        };
-        let task = match get("task")?.as_str() {
-            "adding" => Task::Adding,
-            "chars" => {
-                let vocab: Vec<char> = get("vocab")?.chars().collect();
-                let Some(text) = text else {
-                    return Ok(Checkpoint {
-                        tensors,
-                        step: num("step")?,
-                        config,
-                        task: Task::Chars(CharCorpus {
-                            vocab,
-                            tokens: vec![],
-                        }),
-                    });
-                };
-                let corpus = CharCorpus::with_vocab(text, vocab)?;
-                if fingerprint(&corpus.tokens).to_string() != *get("text_fingerprint")? {
-                    return Err(Error::Invalid(format!(
-                        "{}: this checkpoint was trained on another text; give the same --text",
-                        source
-                    )));
-                }
-                Task::Chars(corpus)
-            }
-            _ => return Err(bad("task")),
-        };
-        Ok(Checkpoint {
-            tensors,
-            step: num("step")?,
-            config,
-            task,
-        })
-    }
-
-    /// The vocabulary of a character checkpoint.
-    pub fn vocab(&self) -> Option<&[char]> {
-        match &self.task {
-            Task::Chars(c) => Some(&c.vocab),
-            Task::Adding => None,
-        }
-    }
-}
-
-/// FNV-1a over the token ids: identifies the training text without storing it.
-fn fingerprint(tokens: &[u32]) -> u64 {
-    tokens.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &t| {
-        (h ^ t as u64).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
-/// Parses the `Debug` form of an [`OptimizerConfig`] written by `save_checkpoint`.
-fn parse_optimizer(s: &str) -> Option<OptimizerConfig> {
-    let field = |name: &str| -> Option<&str> {
-        let start = s.find(&format!("{name}: "))? + name.len() + 2;
-        let rest = &s[start..];
-        let end = if rest.starts_with('(') {
-            rest.find(')')? + 1
-        } else {
-            rest.find([',', ' ', '}']).unwrap_or(rest.len())
-        };
-        Some(&rest[..end])
-    };
-    let f = |name: &str| field(name)?.parse::<f32>().ok();
-    let betas = || {
-        let b = field("betas")?.trim_matches(|c| c == '(' || c == ')');
-        let (a, c) = b.split_once(", ")?;
-        Some((a.parse().ok()?, c.parse().ok()?))
-    };
-    if s.starts_with("Sgd") {
-        Some(OptimizerConfig::Sgd {
-            lr: f("lr")?,
-            momentum: f("momentum")?,
-            dampening: f("dampening")?,
-            weight_decay: f("weight_decay")?,
-            nesterov: field("nesterov")? == "true",
-        })
-    } else if s.starts_with("AdamW") {
-        Some(OptimizerConfig::AdamW {
-            lr: f("lr")?,
-            betas: betas()?,
-            eps: f("eps")?,
-            weight_decay: f("weight_decay")?,
-        })
-    } else if s.starts_with("Adam") {
-        Some(OptimizerConfig::Adam {
-            lr: f("lr")?,
-            betas: betas()?,
-            eps: f("eps")?,
-            weight_decay: f("weight_decay")?,
-        })
-    } else {
-        None
     }
 }
