@@ -41,7 +41,7 @@ struct Dims {
     cs_stride: u32,
     cs_slots: u32,
     kept_stride: u32, // what the cell keeps for backward: (t, b, s, j) at (t·B + b)·kept_stride + s·units + j
-    bias_n: u32,      // GRU: element offset of b_hn (with BIAS)
+    bias_hh: u32,     // GRU: element offset of b_hh (with BIAS)
     _pad0: u32,
 }
 

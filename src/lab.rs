@@ -182,6 +182,7 @@ pub fn run_lab(gpu: &Gpu, c: &LabConfig) -> Result<LabResult> {
         weight_hh: f64s(&w_hh),
         bias_ih: f64s(&p.get("bias_ih_l0")?),
         bias_hh: f64s(&b_hh),
+        weight_hr: None,
     };
     let fwd = lstm_forward(&params, &f64s(&x), steps, batch, None, None);
     let bh = batch * n_h;

@@ -39,7 +39,7 @@ pub use gpu::{Gpu, GpuTimes, Tensor};
 pub use kernels::StepTiling;
 pub use model::{
     BackwardOutput, Cell, ClipNorm, DispatchCounts, ForwardCache, ForwardOptions, GradientProbes,
-    Lstm, LstmConfig, LstmOutput, OutputGrads, ParamArena, ParamNames,
+    Lstm, LstmConfig, LstmOutput, Nonlinearity, OutputGrads, ParamArena, ParamNames,
 };
 
 /// The README's examples, compiled and run as doctests so that the README stays true.

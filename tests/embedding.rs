@@ -126,7 +126,7 @@ fn tensors_from_another_context_are_rejected() {
 #[test]
 fn dynamic_offset_path_matches_reference_forward_and_backward() {
     use std::collections::HashMap;
-    use wgpu_lstm::reference::{stack_backward, stack_forward, StackShape};
+    use wgpu_lstm::reference::{stack_backward, stack_forward, StackInputs, StackShape};
     use wgpu_lstm::{Cell, ForwardOptions, OutputGrads};
     let (device, queue) = app_device(wgpu::Limits::default());
     assert!(!device.features().contains(wgpu::Features::IMMEDIATES));
@@ -166,13 +166,7 @@ fn dynamic_offset_path_matches_reference_forward_and_backward() {
                 false,
             )
             .unwrap();
-        let shape = StackShape {
-            cell,
-            input_size: input,
-            hidden_size: hidden,
-            num_layers: 2,
-            bidirectional: true,
-        };
+        let shape = StackShape::of(lstm.config());
         let p: HashMap<String, Vec<f64>> = lstm
             .params()
             .views()
@@ -180,26 +174,22 @@ fn dynamic_offset_path_matches_reference_forward_and_backward() {
             .map(|v| (v.name.clone(), to_f64(&lstm.params().get(&v.name).unwrap())))
             .collect();
         let xr = to_f64(&x);
-        let want = stack_forward(&shape, &p, &xr, steps, batch, Some(&lengths), None, None);
+        let inputs = StackInputs {
+            x: &xr,
+            steps,
+            batch,
+            lengths: Some(&lengths),
+            h0: None,
+            c0: None,
+        };
+        let want = stack_forward(&shape, &p, &inputs);
         assert_close(
             &format!("{cell:?} B={batch} y"),
             &out.y.to_vec().unwrap(),
             &want.y,
             1e-5,
         );
-        let g = stack_backward(
-            &shape,
-            &p,
-            &xr,
-            steps,
-            batch,
-            Some(&lengths),
-            None,
-            None,
-            &to_f64(&dy),
-            None,
-            None,
-        );
+        let g = stack_backward(&shape, &p, &inputs, &to_f64(&dy), None, None);
         // Gradients as in tests/robustness.rs (absolute below 1e-3, where tanh saturates).
         let err = max_error_scaled_floor(&back.dh0.to_vec().unwrap(), &g.h0, 1e-3);
         assert!(err <= 1e-4, "{cell:?} B={batch} dh0: {err:.2e}");

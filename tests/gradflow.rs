@@ -115,8 +115,8 @@ fn probes_match_the_reference_and_t0_its_closed_form() {
         .backward_probed(out.cache.as_ref().unwrap(), &grads, false)
         .unwrap();
     let p = reference_params(&rnn);
-    let fwd = rnn_forward(&p, &xr, steps, batch, None);
-    let g = rnn_backward(&p, &xr, &fwd, &vec![0.0; steps * bh], Some(&dhr));
+    let fwd = rnn_forward(&p, &xr, steps, batch, None, false);
+    let g = rnn_backward(&p, &xr, &fwd, &vec![0.0; steps * bh], Some(&dhr), false);
     assert_curve(
         "RNN |dL/dh_k|",
         &probes.dh_norm,

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use std::collections::HashMap;
-use wgpu_lstm::reference::{stack_backward, stack_forward, StackShape};
+use wgpu_lstm::reference::{stack_backward, stack_forward, StackInputs, StackShape};
 use wgpu_lstm::train::{CharCorpus, OptimizerConfig, Task, TrainConfig, Trainer, BUILTIN_TEXT};
 use wgpu_lstm::{Cell, ForwardOptions, Lstm, LstmConfig, OutputGrads};
 
@@ -51,14 +51,15 @@ proptest! {
         let dyt = upload(&[steps, batch, d * hidden], &dy);
         let back = lstm.backward(out.cache.as_ref().unwrap(), &OutputGrads { dy: Some(&dyt), ..Default::default() }, false).unwrap();
 
-        let shape = StackShape { cell, input_size: input, hidden_size: hidden, num_layers: layers, bidirectional };
+        let shape = StackShape::of(lstm.config());
         let p: HashMap<String, Vec<f64>> = lstm.params().views().iter()
             .map(|v| (v.name.clone(), to_f64(&lstm.params().get(&v.name).unwrap()))).collect();
         let (xr, h0r) = (to_f64(&x), to_f64(&h0));
-        let want = stack_forward(&shape, &p, &xr, steps, batch, lengths.as_deref(), Some(&h0r), None);
+        let inputs = StackInputs { x: &xr, steps, batch, lengths: lengths.as_deref(), h0: Some(&h0r), c0: None };
+        let want = stack_forward(&shape, &p, &inputs);
         prop_assert!(max_error(&out.y.to_vec().unwrap(), &want.y) <= 1e-5);
         prop_assert!(max_error(&out.h_n.to_vec().unwrap(), &want.h_n) <= 1e-5);
-        let g = stack_backward(&shape, &p, &xr, steps, batch, lengths.as_deref(), Some(&h0r), None, &to_f64(&dy), None, None);
+        let g = stack_backward(&shape, &p, &inputs, &to_f64(&dy), None, None);
         prop_assert!(max_error_scaled_floor(&back.dx.to_vec().unwrap(), &g.x, FLOOR) <= 1e-4);
         prop_assert!(max_error_scaled_floor(&back.dh0.to_vec().unwrap(), &g.h0, FLOOR) <= 1e-4);
         for v in lstm.params().views() {

@@ -8,7 +8,7 @@ mod common;
 use common::stack::{FORWARD_TOL, GRAD_TOL};
 use common::*;
 use std::collections::HashMap;
-use wgpu_lstm::reference::{stack_backward, stack_forward, StackShape};
+use wgpu_lstm::reference::{stack_backward, stack_forward, StackInputs, StackShape};
 use wgpu_lstm::{ForwardOptions, Gpu, Lstm, LstmConfig, OutputGrads, Tensor};
 
 fn device() -> Gpu {
@@ -98,13 +98,7 @@ fn reused_buffers_do_not_leak_old_values() {
         )
         .unwrap();
 
-    let shape = StackShape {
-        cell: config.cell,
-        input_size: 5,
-        hidden_size: n_h,
-        num_layers: 2,
-        bidirectional: true,
-    };
+    let shape = StackShape::of(&config);
     let p = lstm.params();
     let params: HashMap<String, Vec<f64>> = p
         .views()
@@ -112,7 +106,15 @@ fn reused_buffers_do_not_leak_old_values() {
         .map(|v| (v.name.clone(), to_f64(&p.get(&v.name).unwrap())))
         .collect();
     let xr = to_f64(&x_data);
-    let want = stack_forward(&shape, &params, &xr, steps, batch, None, None, None);
+    let inputs = StackInputs {
+        x: &xr,
+        steps,
+        batch,
+        lengths: None,
+        h0: None,
+        c0: None,
+    };
+    let want = stack_forward(&shape, &params, &inputs);
     assert_close("y", &out.y.to_vec().unwrap(), &want.y, FORWARD_TOL);
     assert_close("h_n", &out.h_n.to_vec().unwrap(), &want.h_n, FORWARD_TOL);
     assert_close("c_n", &out.c_n.to_vec().unwrap(), &want.c_n, FORWARD_TOL);
@@ -120,12 +122,7 @@ fn reused_buffers_do_not_leak_old_values() {
     let g = stack_backward(
         &shape,
         &params,
-        &xr,
-        steps,
-        batch,
-        None,
-        None,
-        None,
+        &inputs,
         &zeros,
         Some(&to_f64(&dh_n_data)),
         None,

@@ -65,8 +65,9 @@ fn every_shader_file_is_listed() {
 fn step_variants_cover_every_cell_tiling_and_slot_mode() {
     let all = shader_variants();
     let steps: Vec<_> = all.iter().filter(|v| v.name.starts_with("step ")).collect();
-    // 2 directions × 3 pointwise parts (LSTM, RNN, projection) × 4 tilings × 2 slot modes.
-    assert_eq!(steps.len(), 2 * 3 * 4 * 2);
+    // 2 directions × 4 pointwise parts (LSTM, GRU, RNN, projection) × 4 tilings × 2 slot
+    // modes.
+    assert_eq!(steps.len(), 2 * 4 * 4 * 2);
     assert_eq!(
         steps.iter().filter(|v| v.immediates).count(),
         steps.len() / 2

@@ -5,7 +5,7 @@ mod common;
 
 use common::stack::{check_on, Case};
 use common::*;
-use wgpu_lstm::{ForwardOptions, Lstm, LstmConfig, Tensor};
+use wgpu_lstm::{Cell, ForwardOptions, Lstm, LstmConfig, Nonlinearity, Tensor};
 
 fn check(case: &Case, seed: u64) {
     check_on(gpu(), case, seed)
@@ -161,36 +161,85 @@ fn padding_outputs_are_zero_and_states_are_per_sequence() {
 fn streaming_in_chunks_equals_one_shot() {
     // The state stays on the GPU between calls: h_n, c_n of one chunk are the next chunk's
     // h0, c0. Chunks run the same arithmetic in the same order, so the results are identical
-    // bit for bit on one device.
+    // bit for bit on one device. Every cell, the LSTM also with projections.
     let (steps, batch, input, n_h) = (24, 2, 3, 10);
-    let lstm = Lstm::new(
-        gpu(),
-        LstmConfig::new(input, n_h).with_layers(2).with_seed(9),
-    )
-    .unwrap();
-    let x = random(steps * batch * input, 1.0, 10);
-    let whole = lstm
-        .forward(&upload(&[steps, batch, input], &x), None, None)
-        .unwrap();
-    let mut y = Vec::new();
-    let mut state: Option<(Tensor, Tensor)> = None;
-    for chunk in [5, 1, 11, 7] {
-        let start = y.len() / (batch * n_h);
-        let xs = &x[start * batch * input..(start + chunk) * batch * input];
-        let out = lstm
-            .forward(
-                &upload(&[chunk, batch, input], xs),
-                state.as_ref().map(|s| &s.0),
-                state.as_ref().map(|s| &s.1),
-            )
+    let configs = [
+        LstmConfig::new(input, n_h),
+        LstmConfig::new(input, n_h).with_proj_size(4),
+        LstmConfig::new(input, n_h).with_cell(Cell::Gru),
+        LstmConfig::new(input, n_h)
+            .with_cell(Cell::Rnn)
+            .with_nonlinearity(Nonlinearity::Relu),
+    ];
+    for config in configs {
+        let lstm = Lstm::new(gpu(), config.with_layers(2).with_seed(9)).unwrap();
+        let width = config.output_size();
+        let x = random(steps * batch * input, 1.0, 10);
+        let whole = lstm
+            .forward(&upload(&[steps, batch, input], &x), None, None)
             .unwrap();
-        y.extend(out.y.to_vec().unwrap());
-        state = Some((out.h_n, out.c_n));
+        let mut y = Vec::new();
+        let mut state: Option<(Tensor, Tensor)> = None;
+        for chunk in [5, 1, 11, 7] {
+            let start = y.len() / (batch * width);
+            let xs = &x[start * batch * input..(start + chunk) * batch * input];
+            let out = lstm
+                .forward(
+                    &upload(&[chunk, batch, input], xs),
+                    state.as_ref().map(|s| &s.0),
+                    state.as_ref().map(|s| &s.1),
+                )
+                .unwrap();
+            y.extend(out.y.to_vec().unwrap());
+            state = Some((out.h_n, out.c_n));
+        }
+        let (h_n, c_n) = state.unwrap();
+        assert_eq!(y, whole.y.to_vec().unwrap(), "{config:?}");
+        assert_eq!(
+            h_n.to_vec().unwrap(),
+            whole.h_n.to_vec().unwrap(),
+            "{config:?}"
+        );
+        assert_eq!(
+            c_n.to_vec().unwrap(),
+            whole.c_n.to_vec().unwrap(),
+            "{config:?}"
+        );
     }
-    assert_eq!(y, whole.y.to_vec().unwrap());
-    let (h, c) = state.unwrap();
-    assert_eq!(h.to_vec().unwrap(), whole.h_n.to_vec().unwrap());
-    assert_eq!(c.to_vec().unwrap(), whole.c_n.to_vec().unwrap());
+}
+
+#[test]
+fn every_cell_without_bias_batch_first_and_stacked() {
+    let cells = [
+        LstmConfig::new(6, 11).with_cell(Cell::Gru),
+        LstmConfig::new(6, 11).with_proj_size(5),
+        LstmConfig::new(6, 11)
+            .with_cell(Cell::Rnn)
+            .with_nonlinearity(Nonlinearity::Relu),
+    ];
+    for (i, config) in cells.into_iter().enumerate() {
+        let seed = 700 + 10 * i as u64;
+        let case = |config, steps, batch, lengths| Case {
+            config,
+            steps,
+            batch,
+            lengths,
+        };
+        check(
+            &case(
+                config.with_bias(false).with_batch_first(true),
+                4,
+                3,
+                Some(vec![4, 1, 3]),
+            ),
+            seed,
+        );
+        check(&case(config.with_layers(3), 6, 2, None), seed + 1);
+        // T = 1, B = 1.
+        check(&case(config.with_bidirectional(true), 1, 1, None), seed + 2);
+        // A long sequence: errors would grow through the recurrence.
+        check(&case(config, 120, 2, None), seed + 3);
+    }
 }
 
 #[test]

@@ -8,7 +8,7 @@
 mod common;
 
 use common::stack::{check_on, Case};
-use wgpu_lstm::{Cell, Gpu, LstmConfig, StepTiling};
+use wgpu_lstm::{Cell, Gpu, LstmConfig, Nonlinearity, StepTiling};
 
 fn check_tiling(tiling: StepTiling) {
     let gpu = Gpu::new().unwrap_or_else(|e| panic!("these tests need a GPU adapter: {e}"));
@@ -42,6 +42,38 @@ fn check_tiling(tiling: StepTiling) {
         (LstmConfig::new(6, 41).with_cell(Cell::Rnn), 4, 5, None),
         // B = 18: two 16-row tiles of the wide tilings, the second partial.
         (LstmConfig::new(4, 20), 3, 18, None),
+        // The GRU: 3 gates in the vec4 product, its own input-side gradients.
+        (
+            LstmConfig::new(5, 37)
+                .with_cell(Cell::Gru)
+                .with_layers(2)
+                .with_bidirectional(true),
+            9,
+            3,
+            Some(vec![9, 2, 5]),
+        ),
+        (LstmConfig::new(3, 70).with_cell(Cell::Gru), 4, 6, None),
+        // The relu RNN.
+        (
+            LstmConfig::new(4, 23)
+                .with_cell(Cell::Rnn)
+                .with_nonlinearity(Nonlinearity::Relu)
+                .with_bidirectional(true),
+            6,
+            5,
+            Some(vec![6, 1, 4, 6, 2]),
+        ),
+        // Projections: two dispatches per step each way, h of width P = 7 < H = 19.
+        (
+            LstmConfig::new(5, 19)
+                .with_proj_size(7)
+                .with_layers(2)
+                .with_bidirectional(true),
+            8,
+            3,
+            Some(vec![8, 3, 6]),
+        ),
+        (LstmConfig::new(3, 70).with_proj_size(1), 5, 18, None),
     ];
     for (seed, (config, steps, batch, lengths)) in cases.into_iter().enumerate() {
         let case = Case {
@@ -95,15 +127,35 @@ fn counted_dispatches_meet_the_budget() {
     use wgpu_lstm::{DispatchCounts, Lstm, OutputGrads, Tensor};
     let gpu = Gpu::new().unwrap_or_else(|e| panic!("these tests need a GPU adapter: {e}"));
     let (steps, batch) = (9, 3);
-    for (layers, bidirectional) in [(1, false), (2, true)] {
-        let config = LstmConfig::new(5, 6)
-            .with_layers(layers)
-            .with_bidirectional(bidirectional);
+    let cells = [
+        LstmConfig::new(5, 6),
+        LstmConfig::new(5, 6).with_cell(Cell::Gru),
+        LstmConfig::new(5, 6).with_cell(Cell::Rnn),
+        LstmConfig::new(5, 6).with_proj_size(3),
+        LstmConfig::new(5, 6).with_bias(false),
+    ];
+    for (cell, (layers, bidirectional)) in cells
+        .into_iter()
+        .flat_map(|c| [(c, (1, false)), (c, (2, true))])
+    {
+        let config = cell.with_layers(layers).with_bidirectional(bidirectional);
         let lstm = Lstm::new(&gpu, config).unwrap();
         let x =
             Tensor::from_slice(&gpu, &[steps, batch, 5], &vec![0.1; steps * batch * 5]).unwrap();
         let per_model = layers * config.directions();
-        let want = DispatchCounts::for_steps(steps);
+        let want = DispatchCounts::for_config(&config, steps);
+        // The budget per layer and direction, as the README states it for each cell.
+        let (forward_budget, backward_budget) = match (config.cell, config.proj_size, config.bias) {
+            (_, 0, false) => (steps + 1, steps + 5),
+            (Cell::Gru, _, _) => (steps + 1, steps + 7),
+            (_, 0, true) => (steps + 1, steps + 6),
+            (_, _, _) => (2 * steps + 1, 2 * steps + 7),
+        };
+        assert_eq!(
+            (want.forward, want.backward),
+            (forward_budget, backward_budget),
+            "{config:?}"
+        );
         let count = |f: &mut dyn FnMut()| {
             let before = gpu.dispatch_count();
             f();

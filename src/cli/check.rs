@@ -83,6 +83,7 @@ pub(crate) fn run(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
         weight_hh: get("weight_hh_l0")?,
         bias_ih: get("bias_ih_l0")?,
         bias_hh: get("bias_hh_l0")?,
+        weight_hr: None,
     };
     let fwd = reference::lstm_forward(&p, &f64s(&x), t, b, None, None);
     let want = reference::lstm_backward(&p, &f64s(&x), &fwd, &f64s(&dy), None, None);

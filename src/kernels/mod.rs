@@ -14,7 +14,7 @@ pub(crate) mod reduce;
 pub(crate) mod sequence;
 pub mod step;
 
-pub use cell::Cell;
+pub use cell::{Cell, Nonlinearity};
 pub use step::{StepTiling, Tiling};
 
 /// `const NAME: u32 = VALUE;` for each constant, then `body`: how a shader gets the values it
@@ -62,6 +62,8 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
 /// The WGSL files under `shaders/` that the variants are built from (the test checks that
 /// none is left out).
 pub const SHADER_FILES: &[&str] = &[
+    "cells/gru_backward.wgsl",
+    "cells/gru_forward.wgsl",
     "cells/lstm_backward.wgsl",
     "cells/lstm_forward.wgsl",
     "cells/projection_backward.wgsl",

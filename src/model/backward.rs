@@ -219,9 +219,13 @@ impl Lstm {
         for (i, (part, state)) in plan.parts.iter().zip(states).enumerate() {
             // Carries and probe products start at zero unless set below.
             encoder.clear_buffer(state, 0, None);
+            // The initial state the cell's backward reads at its first step.
             if has_c {
                 let c0 = (plan.c0_at(part) * 4) as u64;
                 encoder.copy_buffer_to_buffer(&cache.state, c0, state, slot(INIT), hb as u64);
+            } else if plan.cell.backward_reads_h0() {
+                let h0 = (plan.h0_at(part) * 4) as u64;
+                encoder.copy_buffer_to_buffer(&cache.state, h0, state, slot(INIT), rb as u64);
             }
             if let Some(dh_n) = grads.dh_n {
                 let from = dh_n.byte_offset() + (i * rb) as u64;
@@ -263,12 +267,14 @@ impl Lstm {
         let (rows, gate_rows, r) = (plan.rows(), plan.gate_rows(), plan.out);
         let grads = self.arena.grads_buffer();
         let gpu = &self.gpu;
-        let dg_t = |row: usize| Operand {
+        // dG rows from `row` on, transposed: the recurrent side, or the input side.
+        let side_t = |side: usize, row: usize| Operand {
             buffer: dg,
-            offset: row * gate_rows,
+            offset: side + row * gate_rows,
             stride: gate_rows,
             transposed: true,
         };
+        let dg_t = |row: usize| side_t(0, row);
         let product = |m, n, k, a, b, c_offset, accumulate| Gemm {
             m,
             n,
@@ -294,7 +300,7 @@ impl Lstm {
                 gate_rows,
                 p.in_size,
                 rows,
-                dg_t(0),
+                side_t(plan.dinput_at(), 0),
                 input,
                 p.w_ih,
                 accumulate,
@@ -360,16 +366,24 @@ impl Lstm {
             )?;
         }
         if let Some((b_ih, b_hh)) = p.bias {
-            column_sum::encode(
-                gpu,
-                pass,
-                dg,
-                rows,
-                gate_rows,
-                grads,
-                (b_ih, b_hh),
-                accumulate,
-            )?;
+            let sum = |pass: &mut wgpu::ComputePass<'_>, side: usize, outs: (usize, usize)| {
+                column_sum::encode(
+                    gpu,
+                    pass,
+                    (dg, side),
+                    (rows, gate_rows),
+                    grads,
+                    outs,
+                    accumulate,
+                )
+            };
+            if plan.dinput_at() == 0 {
+                // One sum serves both biases: the two sides' gradients are the same.
+                sum(pass, 0, (b_ih, b_hh))?;
+            } else {
+                sum(pass, 0, (b_hh, b_hh))?;
+                sum(pass, plan.dinput_at(), (b_ih, b_ih))?;
+            }
         }
         Ok(())
     }
@@ -393,7 +407,7 @@ impl Lstm {
                 k: gate_rows,
                 a: Operand {
                     buffer: dg,
-                    offset: 0,
+                    offset: plan.dinput_at(),
                     stride: gate_rows,
                     transposed: false,
                 },

@@ -1,15 +1,18 @@
 //! The shape of an LSTM, as `torch.nn.LSTM` takes it, and PyTorch's parameter names.
 
 use crate::error::{Error, Result};
-pub use crate::kernels::Cell;
+pub use crate::kernels::{Cell, Nonlinearity};
 
 /// The options of `torch.nn.LSTM(input_size, hidden_size, num_layers, bias, batch_first,
-/// dropout, bidirectional, proj_size)` (or of `nn.RNN` with [`Cell::Rnn`]), plus the seed of
-/// the initial weights and of dropout.
+/// dropout, bidirectional, proj_size)`, of `nn.GRU` ([`Cell::Gru`]) or of
+/// `nn.RNN(nonlinearity=…)` ([`Cell::Rnn`]), plus the seed of the initial weights and of
+/// dropout.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LstmConfig {
-    /// LSTM (default) or vanilla tanh RNN.
+    /// LSTM (default), GRU or vanilla RNN.
     pub cell: Cell,
+    /// The RNN's nonlinearity (tanh or relu; the other cells have none).
+    pub nonlinearity: Nonlinearity,
     /// Features per input timestep, I.
     pub input_size: usize,
     /// Hidden units per direction, H.
@@ -37,6 +40,7 @@ impl LstmConfig {
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
         LstmConfig {
             cell: Cell::Lstm,
+            nonlinearity: Nonlinearity::Tanh,
             input_size,
             hidden_size,
             num_layers: 1,
@@ -79,9 +83,15 @@ impl LstmConfig {
         self
     }
 
-    /// A vanilla tanh RNN (`nn.RNN`) instead of an LSTM.
+    /// Another cell: `nn.GRU` or `nn.RNN` instead of `nn.LSTM`.
     pub fn with_cell(mut self, cell: Cell) -> Self {
         self.cell = cell;
+        self
+    }
+
+    /// The RNN's nonlinearity (`nn.RNN(nonlinearity='relu')`).
+    pub fn with_nonlinearity(mut self, nonlinearity: Nonlinearity) -> Self {
+        self.nonlinearity = nonlinearity;
         self
     }
 
@@ -91,7 +101,7 @@ impl LstmConfig {
         self
     }
 
-    /// Gate rows per hidden unit in the weights: 4 for the LSTM, 1 for the RNN.
+    /// Gate rows per hidden unit in the weights: 4 for the LSTM, 3 for the GRU, 1 for the RNN.
     pub fn gates(&self) -> usize {
         self.cell.gates()
     }
@@ -150,6 +160,12 @@ impl LstmConfig {
         if self.proj_size > 0 && self.cell != Cell::Lstm {
             return Err(Error::Invalid(format!(
                 "proj_size is an option of nn.LSTM only, not of nn.{}",
+                self.cell.name()
+            )));
+        }
+        if self.nonlinearity == Nonlinearity::Relu && self.cell != Cell::Rnn {
+            return Err(Error::Invalid(format!(
+                "nonlinearity is an option of nn.RNN only, not of nn.{}",
                 self.cell.name()
             )));
         }

@@ -270,9 +270,11 @@ impl Lstm {
                 c: shared.xproj,
                 c_offset: 0,
                 accumulate: false,
-                bias: p
-                    .bias
-                    .map(|(b_ih, b_hh)| (params.as_ref(), b_ih, Some(b_hh))),
+                // b_hh too, where the cell lets the projection fold it in.
+                bias: p.bias.map(|(b_ih, b_hh)| {
+                    let fold = plan.cell.folds_recurrent_bias().then_some(b_hh);
+                    (params.as_ref(), b_ih, fold)
+                }),
             },
         )
     }

@@ -9,7 +9,7 @@ mod outputs;
 mod plan;
 
 pub use arena::{ClipNorm, ParamArena, ParamView};
-pub use config::{Cell, LstmConfig, ParamNames};
+pub use config::{Cell, LstmConfig, Nonlinearity, ParamNames};
 pub use lstm::Lstm;
 pub use outputs::{
     BackwardOutput, DispatchCounts, ForwardCache, ForwardOptions, GradientProbes, LstmOutput,

@@ -127,7 +127,8 @@ pub struct DispatchCounts {
     pub forward: usize,
     /// Backward, per layer and direction: the fused steps (two per timestep with projections),
     /// one for dh0, the GEMMs (dW_ih, dW_hh as the steps after the first plus the first step's
-    /// initial state, dx, and dW_hr with projections) and one column sum for the biases.
+    /// initial state, dx, and dW_hr with projections) and the column sums of the biases (one;
+    /// two for the GRU, whose input-side and recurrent-side gradients differ).
     pub backward: usize,
     /// Gradient clipping, for the whole model: sum of squares, norm and coefficient, scale: 3.
     pub clip: usize,
@@ -144,7 +145,12 @@ impl DispatchCounts {
     pub fn for_config(config: &LstmConfig, steps: usize) -> DispatchCounts {
         let per_step = if config.proj_size > 0 { 2 } else { 1 };
         let gemms = 4 + usize::from(config.proj_size > 0);
-        let bias_sums = usize::from(config.bias);
+        let sides = if config.cell.separate_input_grads() {
+            2
+        } else {
+            1
+        };
+        let bias_sums = if config.bias { sides } else { 0 };
         DispatchCounts {
             forward: 1 + per_step * steps,
             backward: per_step * steps + 1 + gemms + bias_sums,

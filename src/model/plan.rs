@@ -6,7 +6,7 @@ use super::arena::ParamArena;
 use super::config::{LstmConfig, ParamNames};
 use crate::error::Result;
 use crate::kernels::step::{flags, BackwardDims, ForwardDims, Pointwise};
-use crate::kernels::Cell;
+use crate::kernels::{Cell, Nonlinearity};
 
 /// One layer and direction.
 pub(crate) struct Part {
@@ -90,7 +90,7 @@ impl Plan {
             proj: config.proj_size,
             dirs: config.directions(),
             layers: config.num_layers,
-            relu: false,
+            relu: config.nonlinearity == Nonlinearity::Relu,
             parts,
         })
     }
@@ -175,15 +175,30 @@ impl Plan {
         self.rows() * self.cell.kept() * self.hidden
     }
 
-    /// A direction's gate gradients: the recurrent side `[T, B, G·H]`, then with projections
-    /// the gradient of the projected h, `[T, B, P]`.
+    /// A direction's gate gradients: the recurrent side `[T, B, G·H]`; the input side, where it
+    /// differs (GRU), `[T, B, G·H]`; with projections the gradient of the projected h,
+    /// `[T, B, P]`.
     pub fn dgates_len(&self) -> usize {
-        self.rows() * (self.gate_rows() + self.proj)
+        self.dproj_at() + self.rows() * self.proj
+    }
+
+    /// Where the gradients of the input-side pre-activations start in the gate gradients.
+    pub fn dinput_at(&self) -> usize {
+        if self.cell.separate_input_grads() {
+            self.rows() * self.gate_rows()
+        } else {
+            0
+        }
     }
 
     /// Where the gradient of the projected h starts in the gate gradients.
     pub fn dproj_at(&self) -> usize {
-        self.rows() * self.gate_rows()
+        let sides = if self.cell.separate_input_grads() {
+            2
+        } else {
+            1
+        };
+        sides * self.rows() * self.gate_rows()
     }
 
     /// The backward state of one part: 6 slots of `[B, H]` (see `step_backward.wgsl`).
@@ -239,7 +254,7 @@ impl Plan {
             cs_stride: (self.dirs * h) as u32,
             cs_slots: self.cs_slots(train) as u32,
             kept_stride: (self.cell.kept() * h) as u32,
-            bias_n: p.bias.map_or(0, |(_, b_hh)| b_hh + 2 * h) as u32,
+            bias_hh: p.bias.map_or(0, |(_, b_hh)| b_hh) as u32,
             _pad0: 0,
         };
         let Some(w_hr) = p.w_hr else {
@@ -301,7 +316,7 @@ impl Plan {
             src_stride: gate_rows as u32,
             dst_base: 0,
             dst_stride: gate_rows as u32,
-            dst2_base: 0,
+            dst2_base: self.dinput_at() as u32,
             dy_base: (dy_base + d * r) as u32,
             dy_stride: dy_stride as u32,
             saved_base: saved_base as u32,

@@ -1,25 +1,38 @@
-//! Single-layer LSTM forward and backward in f64.
+//! Single-layer LSTM forward and backward in f64, with optional projections
+//! (`nn.LSTM(proj_size=P)`: `h_t = W_hr (o_t ⊙ tanh(c_t))`).
 
 // Index loops read like the equations (sums over k of W[row, k]·x[k]).
 #![allow(clippy::needless_range_loop)]
 
-use super::sigmoid;
+use super::{accumulate_row, matvec, sigmoid};
 
-/// The parameters of one LSTM layer, in PyTorch's layout.
+/// The parameters of one recurrent layer, in PyTorch's layout (G gate rows per unit: 4 for
+/// the LSTM, 3 for the GRU, 1 for the RNN).
 #[derive(Debug, Clone)]
 pub struct LstmParams {
     /// Input features I.
     pub input_size: usize,
     /// Hidden units H.
     pub hidden_size: usize,
-    /// `[4H, I]`.
+    /// `[G·H, I]`.
     pub weight_ih: Vec<f64>,
-    /// `[4H, H]`.
+    /// `[G·H, R]` (R = P with projections, else H).
     pub weight_hh: Vec<f64>,
-    /// `[4H]`.
+    /// `[G·H]`.
     pub bias_ih: Vec<f64>,
-    /// `[4H]`.
+    /// `[G·H]`.
     pub bias_hh: Vec<f64>,
+    /// `[P, H]`: the LSTM's projection, if any.
+    pub weight_hr: Option<Vec<f64>>,
+}
+
+impl LstmParams {
+    /// R: the width of h.
+    pub fn output_size(&self) -> usize {
+        self.weight_hr
+            .as_ref()
+            .map_or(self.hidden_size, |w| w.len() / self.hidden_size)
+    }
 }
 
 /// Everything the forward pass computes, the backward pass's inputs included.
@@ -29,18 +42,21 @@ pub struct LstmForward {
     pub steps: usize,
     /// Batch B.
     pub batch: usize,
-    /// `y [T, B, H]`.
+    /// `y [T, B, R]`.
     pub y: Vec<f64>,
-    /// `h_n [B, H]`.
+    /// `h_n [B, R]`.
     pub h_n: Vec<f64>,
     /// `c_n [B, H]`.
     pub c_n: Vec<f64>,
-    /// Activated gates `[T, B, 4H]` (i, f, g, o).
+    /// What the cell keeps per step, `[T, B, 4H]`: the LSTM's activated gates (i, f, g, o),
+    /// the GRU's r, z, n and `W_hn h + b_hn`.
     pub gates: Vec<f64>,
-    /// Hidden states `[T+1, B, H]`, `hs[0] = h0`.
+    /// Hidden states `[T+1, B, R]`, `hs[0] = h0`.
     pub hs: Vec<f64>,
     /// Cell states `[T+1, B, H]`, `cs[0] = c0`.
     pub cs: Vec<f64>,
+    /// With projections, `o_t ⊙ tanh(c_t)` `[T, B, H]`; else empty.
+    pub hu: Vec<f64>,
 }
 
 /// Gradients of every input of the forward pass.
@@ -48,29 +64,50 @@ pub struct LstmForward {
 pub struct LstmGrads {
     /// `[T, B, I]`.
     pub x: Vec<f64>,
-    /// `[B, H]`.
+    /// `[B, R]`.
     pub h0: Vec<f64>,
     /// `[B, H]`.
     pub c0: Vec<f64>,
-    /// `[4H, I]`.
+    /// `[G·H, I]`.
     pub weight_ih: Vec<f64>,
-    /// `[4H, H]`.
+    /// `[G·H, R]`.
     pub weight_hh: Vec<f64>,
-    /// `[4H]`.
+    /// `[G·H]`.
     pub bias_ih: Vec<f64>,
-    /// `[4H]`.
+    /// `[G·H]`.
     pub bias_hh: Vec<f64>,
-    /// ∂L/∂h_k for every step k, `[T, B, H]` (the total gradient reaching h_k).
+    /// `[P, H]` with projections, else empty.
+    pub weight_hr: Vec<f64>,
+    /// ∂L/∂h_k for every step k, `[T, B, R]` (the total gradient reaching h_k).
     pub dh_steps: Vec<f64>,
     /// ∂L/∂c_k for every step k, `[T, B, H]`.
     pub dc_steps: Vec<f64>,
 }
 
-/// Runs the LSTM over `x [T, B, I]` from `h0`, `c0` (`[B, H]`, zeros when `None`):
+impl LstmGrads {
+    /// Zero gradients for `p` over `steps` × `batch`.
+    pub(crate) fn zeros(p: &LstmParams, steps: usize, batch: usize) -> LstmGrads {
+        let (n_h, r) = (p.hidden_size, p.output_size());
+        LstmGrads {
+            x: vec![0.0; steps * batch * p.input_size],
+            h0: vec![0.0; batch * r],
+            c0: vec![0.0; batch * n_h],
+            weight_ih: vec![0.0; p.weight_ih.len()],
+            weight_hh: vec![0.0; p.weight_hh.len()],
+            bias_ih: vec![0.0; p.bias_ih.len()],
+            bias_hh: vec![0.0; p.bias_hh.len()],
+            weight_hr: vec![0.0; p.weight_hr.as_ref().map_or(0, Vec::len)],
+            dh_steps: vec![0.0; steps * batch * r],
+            dc_steps: vec![0.0; steps * batch * n_h],
+        }
+    }
+}
+
+/// Runs the LSTM over `x [T, B, I]` from `h0 [B, R]`, `c0 [B, H]` (zeros when `None`):
 ///
 /// ```text
 /// i, f, g, o = σ(W_ii x + b_ii + W_hi h + b_hi), σ(…), tanh(…), σ(…)
-/// c' = f ⊙ c + i ⊙ g,   h' = o ⊙ tanh(c')
+/// c' = f ⊙ c + i ⊙ g,   h' = o ⊙ tanh(c')   (h' = W_hr (o ⊙ tanh(c')) with projections)
 /// ```
 pub fn lstm_forward(
     p: &LstmParams,
@@ -80,64 +117,75 @@ pub fn lstm_forward(
     h0: Option<&[f64]>,
     c0: Option<&[f64]>,
 ) -> LstmForward {
-    let (n_in, n_h) = (p.input_size, p.hidden_size);
+    let (n_in, n_h, r) = (p.input_size, p.hidden_size, p.output_size());
     assert_eq!(x.len(), steps * batch * n_in, "x must be [T, B, I]");
-    let bh = batch * n_h;
-    let mut hs = vec![0.0; (steps + 1) * bh];
+    let (bh, br) = (batch * n_h, batch * r);
+    let mut hs = vec![0.0; (steps + 1) * br];
     let mut cs = vec![0.0; (steps + 1) * bh];
     if let Some(h0) = h0 {
-        hs[..bh].copy_from_slice(h0);
+        hs[..br].copy_from_slice(h0);
     }
     if let Some(c0) = c0 {
         cs[..bh].copy_from_slice(c0);
     }
     let mut gates = vec![0.0; steps * batch * 4 * n_h];
+    let mut hu = vec![0.0; if p.weight_hr.is_some() { steps * bh } else { 0 }];
     for t in 0..steps {
         for b in 0..batch {
             let x_t = &x[(t * batch + b) * n_in..][..n_in];
-            let h_prev = hs[t * bh + b * n_h..][..n_h].to_vec();
+            let h_prev = hs[t * br + b * r..][..r].to_vec();
+            let pre: Vec<f64> = (0..4 * n_h)
+                .map(|row| {
+                    matvec(&p.weight_ih, row, x_t)
+                        + p.bias_ih[row]
+                        + matvec(&p.weight_hh, row, &h_prev)
+                        + p.bias_hh[row]
+                })
+                .collect();
+            let mut out = vec![0.0; n_h];
             for j in 0..n_h {
-                let pre = |gate: usize| {
-                    let row = gate * n_h + j;
-                    let wx: f64 = (0..n_in)
-                        .map(|k| p.weight_ih[row * n_in + k] * x_t[k])
-                        .sum();
-                    let wh: f64 = (0..n_h)
-                        .map(|k| p.weight_hh[row * n_h + k] * h_prev[k])
-                        .sum();
-                    wx + p.bias_ih[row] + wh + p.bias_hh[row]
-                };
                 let (i, f, g, o) = (
-                    sigmoid(pre(0)),
-                    sigmoid(pre(1)),
-                    pre(2).tanh(),
-                    sigmoid(pre(3)),
+                    sigmoid(pre[j]),
+                    sigmoid(pre[n_h + j]),
+                    pre[2 * n_h + j].tanh(),
+                    sigmoid(pre[3 * n_h + j]),
                 );
                 let c = f * cs[t * bh + b * n_h + j] + i * g;
                 cs[(t + 1) * bh + b * n_h + j] = c;
-                hs[(t + 1) * bh + b * n_h + j] = o * c.tanh();
+                out[j] = o * c.tanh();
                 let gate_row = &mut gates[(t * batch + b) * 4 * n_h..][..4 * n_h];
                 gate_row[j] = i;
                 gate_row[n_h + j] = f;
                 gate_row[2 * n_h + j] = g;
                 gate_row[3 * n_h + j] = o;
             }
+            let h = &mut hs[(t + 1) * br + b * r..][..r];
+            match &p.weight_hr {
+                Some(w_hr) => {
+                    hu[(t * batch + b) * n_h..][..n_h].copy_from_slice(&out);
+                    for (k, h) in h.iter_mut().enumerate() {
+                        *h = matvec(w_hr, k, &out);
+                    }
+                }
+                None => h.copy_from_slice(&out),
+            }
         }
     }
     LstmForward {
         steps,
         batch,
-        y: hs[bh..].to_vec(),
-        h_n: hs[steps * bh..].to_vec(),
+        y: hs[br..].to_vec(),
+        h_n: hs[steps * br..].to_vec(),
         c_n: cs[steps * bh..].to_vec(),
         gates,
         hs,
         cs,
+        hu,
     }
 }
 
 /// Backpropagation through time for a loss whose gradients with respect to the outputs are
-/// `dy [T, B, H]`, `dh_n`, `dc_n` (`[B, H]`, zeros when `None`).
+/// `dy [T, B, R]`, `dh_n [B, R]`, `dc_n [B, H]` (zeros when `None`).
 pub fn lstm_backward(
     p: &LstmParams,
     x: &[f64],
@@ -146,26 +194,41 @@ pub fn lstm_backward(
     dh_n: Option<&[f64]>,
     dc_n: Option<&[f64]>,
 ) -> LstmGrads {
-    let (n_in, n_h, steps, batch) = (p.input_size, p.hidden_size, fwd.steps, fwd.batch);
-    let bh = batch * n_h;
-    let mut g = LstmGrads {
-        x: vec![0.0; steps * batch * n_in],
-        h0: vec![0.0; bh],
-        c0: vec![0.0; bh],
-        weight_ih: vec![0.0; 4 * n_h * n_in],
-        weight_hh: vec![0.0; 4 * n_h * n_h],
-        bias_ih: vec![0.0; 4 * n_h],
-        bias_hh: vec![0.0; 4 * n_h],
-        dh_steps: vec![0.0; steps * bh],
-        dc_steps: vec![0.0; steps * bh],
-    };
+    let (n_in, n_h, r, steps, batch) = (
+        p.input_size,
+        p.hidden_size,
+        p.output_size(),
+        fwd.steps,
+        fwd.batch,
+    );
+    let (bh, br) = (batch * n_h, batch * r);
+    let mut g = LstmGrads::zeros(p, steps, batch);
     // dh, dc: gradients flowing into h_t and c_t from later timesteps.
-    let mut dh = dh_n.map_or(vec![0.0; bh], <[f64]>::to_vec);
+    let mut dh = dh_n.map_or(vec![0.0; br], <[f64]>::to_vec);
     let mut dc = dc_n.map_or(vec![0.0; bh], <[f64]>::to_vec);
     for t in (0..steps).rev() {
-        let mut dh_prev = vec![0.0; bh];
+        let mut dh_prev = vec![0.0; br];
         for b in 0..batch {
             let gate_row = &fwd.gates[(t * batch + b) * 4 * n_h..][..4 * n_h];
+            // The whole gradient of h_t, then of the unprojected o ⊙ tanh(c_t).
+            let dh_t: Vec<f64> = (0..r)
+                .map(|k| dy[t * br + b * r + k] + dh[b * r + k])
+                .collect();
+            g.dh_steps[t * br + b * r..][..r].copy_from_slice(&dh_t);
+            let dhu: Vec<f64> = match &p.weight_hr {
+                Some(w_hr) => {
+                    let hu = &fwd.hu[(t * batch + b) * n_h..][..n_h];
+                    for k in 0..r {
+                        for j in 0..n_h {
+                            g.weight_hr[k * n_h + j] += dh_t[k] * hu[j];
+                        }
+                    }
+                    (0..n_h)
+                        .map(|j| (0..r).map(|k| dh_t[k] * w_hr[k * n_h + j]).sum())
+                        .collect()
+                }
+                None => dh_t,
+            };
             let mut dpre = vec![0.0; 4 * n_h]; // dL/d(pre-activation) of the 4 gates
             for j in 0..n_h {
                 let cell = b * n_h + j;
@@ -177,31 +240,27 @@ pub fn lstm_backward(
                 );
                 let c = fwd.cs[(t + 1) * bh + cell];
                 let c_prev = fwd.cs[t * bh + cell];
-                let dh_t = dy[t * bh + cell] + dh[cell];
                 let tc = c.tanh();
-                let dc_t = dc[cell] + dh_t * o * (1.0 - tc * tc);
-                g.dh_steps[t * bh + cell] = dh_t;
+                let dc_t = dc[cell] + dhu[j] * o * (1.0 - tc * tc);
                 g.dc_steps[t * bh + cell] = dc_t;
                 dpre[j] = dc_t * gg * i * (1.0 - i);
                 dpre[n_h + j] = dc_t * c_prev * f * (1.0 - f);
                 dpre[2 * n_h + j] = dc_t * i * (1.0 - gg * gg);
-                dpre[3 * n_h + j] = dh_t * tc * o * (1.0 - o);
+                dpre[3 * n_h + j] = dhu[j] * tc * o * (1.0 - o);
                 dc[cell] = dc_t * f;
             }
             let x_t = &x[(t * batch + b) * n_in..][..n_in];
-            let h_prev = &fwd.hs[t * bh + b * n_h..][..n_h];
-            for (row, &d) in dpre.iter().enumerate() {
-                g.bias_ih[row] += d;
-                g.bias_hh[row] += d;
-                for k in 0..n_in {
-                    g.weight_ih[row * n_in + k] += d * x_t[k];
-                    g.x[(t * batch + b) * n_in + k] += d * p.weight_ih[row * n_in + k];
-                }
-                for k in 0..n_h {
-                    g.weight_hh[row * n_h + k] += d * h_prev[k];
-                    dh_prev[b * n_h + k] += d * p.weight_hh[row * n_h + k];
-                }
-            }
+            let h_prev = &fwd.hs[t * br + b * r..][..r];
+            let dx = &mut g.x[(t * batch + b) * n_in..][..n_in];
+            let dh_row = &mut dh_prev[b * r..][..r];
+            accumulate_row(
+                p,
+                (&mut g.weight_ih, &mut g.weight_hh),
+                (&mut g.bias_ih, &mut g.bias_hh),
+                (&dpre, &dpre),
+                (x_t, h_prev),
+                (dx, dh_row),
+            );
         }
         dh = dh_prev;
     }

@@ -1,19 +1,21 @@
-//! Single-layer vanilla RNN (PyTorch's `nn.RNN`, tanh) forward and backward in f64, in the same
-//! structures as the LSTM's (no gates, cell states zero).
+//! Single-layer vanilla RNN (PyTorch's `nn.RNN`, tanh or relu) forward and backward in f64, in
+//! the same structures as the LSTM's (no gates, cell states zero).
 
 // Index loops read like the equations.
 #![allow(clippy::needless_range_loop)]
 
 use super::lstm::{LstmForward, LstmGrads, LstmParams};
+use super::{accumulate_row, matvec};
 
-/// `h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)` over `x [T, B, I]`; weights `[H, I]`,
-/// `[H, H]`, biases `[H]` (in the LSTM parameter struct).
+/// `h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)` over `x [T, B, I]`, act = tanh, or relu
+/// when `relu`; weights `[H, I]`, `[H, H]`, biases `[H]` (in the LSTM parameter struct).
 pub fn rnn_forward(
     p: &LstmParams,
     x: &[f64],
     steps: usize,
     batch: usize,
     h0: Option<&[f64]>,
+    relu: bool,
 ) -> LstmForward {
     let (n_in, n_h) = (p.input_size, p.hidden_size);
     assert_eq!(x.len(), steps * batch * n_in, "x must be [T, B, I]");
@@ -25,12 +27,13 @@ pub fn rnn_forward(
     for t in 0..steps {
         for b in 0..batch {
             let x_t = &x[(t * batch + b) * n_in..][..n_in];
+            let h_prev = hs[t * bh + b * n_h..][..n_h].to_vec();
             for j in 0..n_h {
-                let wx: f64 = (0..n_in).map(|k| p.weight_ih[j * n_in + k] * x_t[k]).sum();
-                let wh: f64 = (0..n_h)
-                    .map(|k| p.weight_hh[j * n_h + k] * hs[t * bh + b * n_h + k])
-                    .sum();
-                hs[(t + 1) * bh + b * n_h + j] = (wx + p.bias_ih[j] + wh + p.bias_hh[j]).tanh();
+                let pre = matvec(&p.weight_ih, j, x_t)
+                    + p.bias_ih[j]
+                    + matvec(&p.weight_hh, j, &h_prev)
+                    + p.bias_hh[j];
+                hs[(t + 1) * bh + b * n_h + j] = if relu { pre.max(0.0) } else { pre.tanh() };
             }
         }
     }
@@ -42,6 +45,7 @@ pub fn rnn_forward(
         c_n: vec![0.0; bh],
         gates: vec![],
         cs: vec![0.0; (steps + 1) * bh],
+        hu: vec![],
         hs,
     }
 }
@@ -53,43 +57,42 @@ pub fn rnn_backward(
     fwd: &LstmForward,
     dy: &[f64],
     dh_n: Option<&[f64]>,
+    relu: bool,
 ) -> LstmGrads {
     let (n_in, n_h, steps, batch) = (p.input_size, p.hidden_size, fwd.steps, fwd.batch);
     let bh = batch * n_h;
-    let mut g = LstmGrads {
-        x: vec![0.0; steps * batch * n_in],
-        h0: vec![0.0; bh],
-        c0: vec![0.0; bh],
-        weight_ih: vec![0.0; n_h * n_in],
-        weight_hh: vec![0.0; n_h * n_h],
-        bias_ih: vec![0.0; n_h],
-        bias_hh: vec![0.0; n_h],
-        dh_steps: vec![0.0; steps * bh],
-        dc_steps: vec![0.0; steps * bh],
-    };
+    let mut g = LstmGrads::zeros(p, steps, batch);
     let mut dh = dh_n.map_or(vec![0.0; bh], <[f64]>::to_vec);
     for t in (0..steps).rev() {
         let mut dh_prev = vec![0.0; bh];
         for b in 0..batch {
-            let x_t = &x[(t * batch + b) * n_in..][..n_in];
-            let h_prev = &fwd.hs[t * bh + b * n_h..][..n_h];
+            let mut dpre = vec![0.0; n_h];
             for j in 0..n_h {
                 let cell = b * n_h + j;
                 let h = fwd.hs[(t + 1) * bh + cell];
                 let dh_t = dy[t * bh + cell] + dh[cell];
                 g.dh_steps[t * bh + cell] = dh_t;
-                let d = dh_t * (1.0 - h * h);
-                g.bias_ih[j] += d;
-                g.bias_hh[j] += d;
-                for k in 0..n_in {
-                    g.weight_ih[j * n_in + k] += d * x_t[k];
-                    g.x[(t * batch + b) * n_in + k] += d * p.weight_ih[j * n_in + k];
-                }
-                for k in 0..n_h {
-                    g.weight_hh[j * n_h + k] += d * h_prev[k];
-                    dh_prev[b * n_h + k] += d * p.weight_hh[j * n_h + k];
-                }
+                dpre[j] = if relu {
+                    if h > 0.0 {
+                        dh_t
+                    } else {
+                        0.0
+                    }
+                } else {
+                    dh_t * (1.0 - h * h)
+                };
             }
+            let x_t = &x[(t * batch + b) * n_in..][..n_in];
+            let h_prev = &fwd.hs[t * bh + b * n_h..][..n_h];
+            let dx = &mut g.x[(t * batch + b) * n_in..][..n_in];
+            accumulate_row(
+                p,
+                (&mut g.weight_ih, &mut g.weight_hh),
+                (&mut g.bias_ih, &mut g.bias_hh),
+                (&dpre, &dpre),
+                (x_t, h_prev),
+                (dx, &mut dh_prev[b * n_h..][..n_h]),
+            );
         }
         dh = dh_prev;
     }

@@ -165,8 +165,15 @@ fn run_metadata(c: &TrainConfig, task: &Task, step: u64) -> Metadata {
 fn cell_name(cell: Cell) -> &'static str {
     match cell {
         Cell::Lstm => "lstm",
+        Cell::Gru => "gru",
         Cell::Rnn => "rnn",
     }
+}
+
+fn cell_of(name: &str) -> Option<Cell> {
+    [Cell::Lstm, Cell::Gru, Cell::Rnn]
+        .into_iter()
+        .find(|&c| cell_name(c) == name)
 }
 
 /// A checkpoint read back: tensors, step, and the run's configuration and task.
@@ -229,11 +236,7 @@ impl Checkpoint {
         let format = keys.get("format")?;
         let (cell, optimizer) = match format {
             FORMAT_V2 => (
-                match keys.get("cell")? {
-                    "lstm" => Cell::Lstm,
-                    "rnn" => Cell::Rnn,
-                    _ => return Err(keys.bad("cell")),
-                },
+                cell_of(keys.get("cell")?).ok_or_else(|| keys.bad("cell"))?,
                 optimizer_v2(&keys)?,
             ),
             FORMAT_V1 => (

@@ -332,9 +332,8 @@ impl SequenceModel {
             column_sum::encode(
                 gpu,
                 &mut pass,
-                &dlogits,
-                rows,
-                outputs,
+                (&dlogits, 0),
+                (rows, outputs),
                 grads,
                 (b, b),
                 false,

@@ -48,6 +48,7 @@ pub fn reference_params(lstm: &Lstm) -> LstmParams {
         weight_hh: get("weight_hh_l0"),
         bias_ih: get("bias_ih_l0"),
         bias_hh: get("bias_hh_l0"),
+        weight_hr: None,
     }
 }
 

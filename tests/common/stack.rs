@@ -3,7 +3,7 @@
 
 use super::{assert_close, max_error_scaled, random, to_f64};
 use std::collections::HashMap;
-use wgpu_lstm::reference::{stack_backward, stack_forward, StackShape};
+use wgpu_lstm::reference::{stack_backward, stack_forward, StackInputs, StackShape};
 use wgpu_lstm::{ForwardOptions, Gpu, Lstm, LstmConfig, OutputGrads, Tensor};
 
 /// Forward outputs: as in tests/forward.rs (f32 against f64, ≲ 1e-6 observed).
@@ -42,18 +42,24 @@ fn swap01(a: &[f32], d0: usize, d1: usize, f: usize) -> Vec<f32> {
 pub fn check_on(gpu: &Gpu, case: &Case, seed: u64) {
     let c = case.config;
     let (steps, batch) = (case.steps, case.batch);
-    let (n_h, dirs, layers) = (c.hidden_size, c.directions(), c.num_layers);
+    let (n_h, r, dirs, layers) = (c.hidden_size, c.output_size(), c.directions(), c.num_layers);
     let label = format!(
-        "L={layers} D={dirs} bias={} batch_first={} T={steps} B={batch} I={} H={n_h} lengths={:?}",
-        c.bias, c.batch_first, c.input_size, case.lengths
+        "{} {:?} P={} L={layers} D={dirs} bias={} batch_first={} T={steps} B={batch} I={} H={n_h} lengths={:?}",
+        c.cell.name(), c.nonlinearity, c.proj_size, c.bias, c.batch_first, c.input_size, case.lengths
     );
     let lstm = Lstm::new(gpu, c.with_seed(seed)).unwrap();
     let upload = |shape: &[usize], data: &[f32]| Tensor::from_slice(gpu, shape, data).unwrap();
-    let states = layers * dirs * batch * n_h;
+    let (h_states, c_states) = (layers * dirs * batch * r, layers * dirs * batch * n_h);
     let x = random(steps * batch * c.input_size, 1.0, seed + 1);
-    let (h0, c0) = (random(states, 0.5, seed + 2), random(states, 1.0, seed + 3));
-    let dy = random(steps * batch * dirs * n_h, 1.0, seed + 4);
-    let (dh_n, dc_n) = (random(states, 1.0, seed + 5), random(states, 1.0, seed + 6));
+    let (h0, c0) = (
+        random(h_states, 0.5, seed + 2),
+        random(c_states, 1.0, seed + 3),
+    );
+    let dy = random(steps * batch * dirs * r, 1.0, seed + 4);
+    let (dh_n, dc_n) = (
+        random(h_states, 1.0, seed + 5),
+        random(c_states, 1.0, seed + 6),
+    );
 
     // The GPU sees batch-first tensors when configured; the reference is time-major.
     let to_gpu = |a: &[f32], f: usize| {
@@ -77,9 +83,9 @@ pub fn check_on(gpu: &Gpu, case: &Case, seed: u64) {
             [steps, batch, f]
         }
     };
-    let state_shape = [layers * dirs, batch, n_h];
+    let (h_shape, c_shape) = ([layers * dirs, batch, r], [layers * dirs, batch, n_h]);
     let xt = upload(&seq_shape(c.input_size), &to_gpu(&x, c.input_size));
-    let (h0t, c0t) = (upload(&state_shape, &h0), upload(&state_shape, &c0));
+    let (h0t, c0t) = (upload(&h_shape, &h0), upload(&c_shape, &c0));
     let out = lstm
         .run(
             &xt,
@@ -91,8 +97,8 @@ pub fn check_on(gpu: &Gpu, case: &Case, seed: u64) {
             },
         )
         .unwrap();
-    let dyt = upload(&seq_shape(dirs * n_h), &to_gpu(&dy, dirs * n_h));
-    let (dhnt, dcnt) = (upload(&state_shape, &dh_n), upload(&state_shape, &dc_n));
+    let dyt = upload(&seq_shape(dirs * r), &to_gpu(&dy, dirs * r));
+    let (dhnt, dcnt) = (upload(&h_shape, &dh_n), upload(&c_shape, &dc_n));
     let grads = OutputGrads {
         dy: Some(&dyt),
         dh_n: Some(&dhnt),
@@ -102,18 +108,19 @@ pub fn check_on(gpu: &Gpu, case: &Case, seed: u64) {
         .backward(out.cache.as_ref().unwrap(), &grads, false)
         .unwrap();
 
-    let shape = StackShape {
-        cell: c.cell,
-        input_size: c.input_size,
-        hidden_size: n_h,
-        num_layers: layers,
-        bidirectional: c.bidirectional,
-    };
+    let shape = StackShape::of(&c);
     let p = params_of(&lstm);
     let (xr, h0r, c0r) = (to_f64(&x), to_f64(&h0), to_f64(&c0));
-    let lens = case.lengths.as_deref();
-    let want = stack_forward(&shape, &p, &xr, steps, batch, lens, Some(&h0r), Some(&c0r));
-    let y = from_gpu(&out.y.to_vec().unwrap(), dirs * n_h);
+    let inputs = StackInputs {
+        x: &xr,
+        steps,
+        batch,
+        lengths: case.lengths.as_deref(),
+        h0: Some(&h0r),
+        c0: Some(&c0r),
+    };
+    let want = stack_forward(&shape, &p, &inputs);
+    let y = from_gpu(&out.y.to_vec().unwrap(), dirs * r);
     assert_close(&format!("{label} y"), &y, &want.y, FORWARD_TOL);
     assert_close(
         &format!("{label} h_n"),
@@ -131,12 +138,7 @@ pub fn check_on(gpu: &Gpu, case: &Case, seed: u64) {
     let g = stack_backward(
         &shape,
         &p,
-        &xr,
-        steps,
-        batch,
-        lens,
-        Some(&h0r),
-        Some(&c0r),
+        &inputs,
         &to_f64(&dy),
         Some(&to_f64(&dh_n)),
         Some(&to_f64(&dc_n)),

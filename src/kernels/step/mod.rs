@@ -31,7 +31,7 @@ pub(crate) mod flags {
     pub const PROJECTED: u32 = 32;
     /// The vanilla RNN uses relu instead of tanh.
     pub const RELU: u32 = 64;
-    /// The layer has biases (the GRU reads b_hn itself).
+    /// The layer has biases (the GRU reads b_hh itself).
     pub const BIAS: u32 = 128;
     /// Slot mode of the backward pass's last dispatch: write dh_0.
     pub const H0_MODE: u32 = 2;
@@ -97,8 +97,9 @@ impl Pointwise {
         }
     }
 
-    const ALL: [Pointwise; 3] = [
+    const ALL: [Pointwise; 4] = [
         Pointwise::Cell(Cell::Lstm),
+        Pointwise::Cell(Cell::Gru),
         Pointwise::Cell(Cell::Rnn),
         Pointwise::Projection,
     ];
@@ -286,7 +287,7 @@ pub(crate) struct ForwardDims {
     pub cs_stride: u32,
     pub cs_slots: u32,
     pub kept_stride: u32,
-    pub bias_n: u32,
+    pub bias_hh: u32,
     pub _pad0: u32,
 }
 
