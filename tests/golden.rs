@@ -7,24 +7,42 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use wgpu_lstm::io::{read_tensors, TensorMap};
-use wgpu_lstm::{ForwardOptions, Lstm, OutputGrads, Tensor};
+use wgpu_lstm::Nonlinearity::{Relu, Tanh};
+use wgpu_lstm::{Cell, ForwardOptions, Lstm, Nonlinearity, OutputGrads, Tensor};
 
 /// f32 on the GPU against PyTorch in f64 on the same f32 inputs; as in tests/forward.rs.
 const FORWARD_TOL: f64 = 1e-5;
 /// Gradients relative to each tensor's largest entry; as in tests/backward.rs.
 const GRAD_TOL: f64 = 1e-4;
 
-/// (directory, batch_first): batch_first is an option of the module, not of its state dict.
-const CONFIGS: [(&str, bool); 8] = [
-    ("one_layer", false),
-    ("two_layers", false),
-    ("bidirectional", false),
-    ("varlen_bidirectional_two_layers", false),
-    ("odd_sizes_t1_b1", false),
-    ("long_sequence", false),
-    ("no_bias_batch_first", true),
-    ("rnn_bidirectional_varlen", false), // nn.RNN: no cell state
+/// (directory, batch_first, nonlinearity): options of the module that its state dict does not
+/// hold. The cell and proj_size are inferred from the names and shapes.
+const CONFIGS: [(&str, bool, Nonlinearity); 13] = [
+    ("one_layer", false, Tanh),
+    ("two_layers", false, Tanh),
+    ("bidirectional", false, Tanh),
+    ("varlen_bidirectional_two_layers", false, Tanh),
+    ("odd_sizes_t1_b1", false, Tanh),
+    ("long_sequence", false, Tanh),
+    ("no_bias_batch_first", true, Tanh),
+    ("rnn_bidirectional_varlen", false, Tanh), // nn.RNN: no cell state
+    ("rnn_relu_two_layers", false, Relu),
+    ("gru_bidirectional_varlen", false, Tanh),
+    ("gru_no_bias_batch_first_t1", true, Tanh),
+    ("lstm_proj_bidirectional_varlen", false, Tanh),
+    ("lstm_proj_no_bias_batch_first", true, Tanh),
 ];
+
+/// The cell each golden must be inferred as (PyTorch's class).
+fn cell_of(name: &str) -> (Cell, usize) {
+    match name {
+        n if n.starts_with("rnn") => (Cell::Rnn, 0),
+        n if n.starts_with("gru") => (Cell::Gru, 0),
+        "lstm_proj_bidirectional_varlen" => (Cell::Lstm, 3),
+        "lstm_proj_no_bias_batch_first" => (Cell::Lstm, 2),
+        _ => (Cell::Lstm, 0),
+    }
+}
 
 fn dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -43,8 +61,18 @@ fn tensor(map: &TensorMap, key: &str) -> Option<Tensor> {
 
 #[test]
 fn pytorch_goldens_match() {
-    for (name, batch_first) in CONFIGS {
-        let lstm = Lstm::load(gpu(), &dir(name).join("weights.safetensors"), batch_first).unwrap();
+    for (name, batch_first, nonlinearity) in CONFIGS {
+        let lstm = Lstm::load_with(gpu(), &dir(name).join("weights.safetensors"), |c| {
+            c.with_batch_first(batch_first)
+                .with_nonlinearity(nonlinearity)
+        })
+        .unwrap();
+        let c = lstm.config();
+        assert_eq!(
+            (c.cell, c.proj_size),
+            cell_of(name),
+            "{name}: inferred {c:?}"
+        );
         let (input, grad_out, expected) = (
             load(name, "input.safetensors"),
             load(name, "grad_output.safetensors"),
@@ -138,20 +166,24 @@ fn pytorch_goldens_match() {
 }
 
 #[test]
-fn saved_state_dict_round_trips() {
-    let lstm = Lstm::load(
-        gpu(),
-        &dir("varlen_bidirectional_two_layers").join("weights.safetensors"),
-        false,
-    )
-    .unwrap();
-    let original = load("varlen_bidirectional_two_layers", "weights.safetensors");
-    let path = std::env::temp_dir().join(format!(
-        "wgpu-lstm-roundtrip-{}.safetensors",
-        std::process::id()
-    ));
-    lstm.save(&path).unwrap();
-    let saved = read_tensors(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
-    assert_eq!(saved, original, "what we save must be what PyTorch saved");
+fn saved_state_dicts_round_trip() {
+    for name in [
+        "varlen_bidirectional_two_layers",
+        "gru_bidirectional_varlen",
+        "lstm_proj_bidirectional_varlen",
+    ] {
+        let lstm = Lstm::load(gpu(), &dir(name).join("weights.safetensors"), false).unwrap();
+        let original = load(name, "weights.safetensors");
+        let path = std::env::temp_dir().join(format!(
+            "wgpu-lstm-roundtrip-{name}-{}.safetensors",
+            std::process::id()
+        ));
+        lstm.save(&path).unwrap();
+        let saved = read_tensors(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            saved, original,
+            "{name}: what we save must be what PyTorch saved"
+        );
+    }
 }

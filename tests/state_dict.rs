@@ -110,12 +110,27 @@ fn rnn_and_foreign_state_dicts_are_recognised() {
         (c.cell, c.hidden_size, c.bias),
         (wgpu_lstm::Cell::Rnn, 4, false)
     );
+    // 2·H rows fit no cell: the error names the tensor and what each cell expects.
     let mut odd = rnn.clone();
+    odd.insert(
+        "weight_ih_l0".into(),
+        HostTensor::f32(&[8, 3], vec![0.0; 24]),
+    );
     odd.insert(
         "weight_hh_l0".into(),
         HostTensor::f32(&[8, 4], vec![0.0; 32]),
     );
-    assert!(err_of(&odd).contains("[16, 4]"), "{}", err_of(&odd));
+    let e = err_of(&odd);
+    for part in [
+        "weight_hh_l0",
+        "[8, 4]",
+        "nn.LSTM",
+        "nn.GRU",
+        "nn.RNN",
+        "proj_size",
+    ] {
+        assert!(e.contains(part), "{part} not in: {e}");
+    }
     let mut other = TensorMap::new();
     other.insert("fc.weight".into(), HostTensor::f32(&[2, 2], vec![0.0; 4]));
     assert!(err_of(&other).contains("weight_ih_l0"));
@@ -209,4 +224,107 @@ fn hostile_files_are_refused_with_errors() {
         }
         eprintln!("{name}: {}", loaded.err().unwrap());
     }
+}
+
+/// One layer's tensors of an nn.GRU (`rows` = 3·H) or nn.LSTM with projections.
+fn layer(w_ih: [usize; 2], w_hh: [usize; 2], w_hr: Option<[usize; 2]>) -> TensorMap {
+    let mut m = TensorMap::new();
+    let t = |s: [usize; 2]| HostTensor::f32(&s, vec![0.1; s[0] * s[1]]);
+    m.insert("weight_ih_l0".into(), t(w_ih));
+    m.insert("weight_hh_l0".into(), t(w_hh));
+    if let Some(w_hr) = w_hr {
+        m.insert("weight_hr_l0".into(), t(w_hr));
+    }
+    m
+}
+
+#[test]
+fn gru_and_projected_lstm_state_dicts_are_recognised() {
+    use wgpu_lstm::Cell;
+    // The example: nn.GRU(?, 13) has weight_hh_l0 [39, 13].
+    let c = LstmConfig::from_state_dict(&layer([39, 5], [39, 13], None)).unwrap();
+    assert_eq!((c.cell, c.hidden_size, c.proj_size), (Cell::Gru, 13, 0));
+    // nn.LSTM(5, 13, proj_size=4): weight_hh_l0 [52, 4], weight_hr_l0 [4, 13].
+    let m = layer([52, 5], [52, 4], Some([4, 13]));
+    let c = LstmConfig::from_state_dict(&m).unwrap();
+    assert_eq!((c.cell, c.hidden_size, c.proj_size), (Cell::Lstm, 13, 4));
+    let lstm = Lstm::from_state_dict(gpu(), &m, false).unwrap();
+    assert_eq!(
+        lstm.params().view("weight_hr_l0").unwrap().shape,
+        vec![4, 13]
+    );
+    // A projection that does not fit the LSTM is named.
+    let e = err_of(&layer([52, 5], [52, 4], Some([4, 12])));
+    assert!(
+        e.contains("weight_hh_l0") && e.contains("weight_hr_l0"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_nonlinearity_comes_from_the_caller() {
+    use wgpu_lstm::{Cell, Nonlinearity};
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/rnn_relu_two_layers/weights.safetensors");
+    // PyTorch does not save it: a relu RNN's state dict loads as tanh unless told.
+    let tanh = Lstm::load(gpu(), &golden, false).unwrap();
+    assert_eq!(tanh.config().nonlinearity, Nonlinearity::Tanh);
+    let relu =
+        Lstm::load_with(gpu(), &golden, |c| c.with_nonlinearity(Nonlinearity::Relu)).unwrap();
+    assert_eq!(
+        (relu.config().cell, relu.config().nonlinearity),
+        (Cell::Rnn, Nonlinearity::Relu)
+    );
+    // Only an RNN has one.
+    let e = LstmConfig::new(3, 4)
+        .with_nonlinearity(Nonlinearity::Relu)
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nonlinearity") && e.contains("nn.LSTM"), "{e}");
+}
+
+#[test]
+fn bad_projection_settings_are_errors() {
+    use wgpu_lstm::{Cell, Tensor};
+    // As PyTorch: "proj_size has to be smaller than hidden_size".
+    for p in [5, 6] {
+        let e = Lstm::new(gpu(), LstmConfig::new(3, 5).with_proj_size(p))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("proj_size has to be smaller than hidden_size"),
+            "{e}"
+        );
+    }
+    let e = Lstm::new(
+        gpu(),
+        LstmConfig::new(3, 5).with_cell(Cell::Gru).with_proj_size(2),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("proj_size") && e.contains("nn.GRU"), "{e}");
+    // h0 is [L·D, B, P]; c0 stays [L·D, B, H].
+    let lstm = Lstm::new(gpu(), LstmConfig::new(3, 5).with_proj_size(2)).unwrap();
+    let x = upload(&[4, 2, 3], &[0.1; 24]);
+    let wide = Tensor::from_slice(gpu(), &[1, 2, 5], &[0.0; 10]).unwrap();
+    let e = lstm
+        .forward(&x, Some(&wide), None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("`h0`") && e.contains("[1, 2, 2]") && e.contains("[1, 2, 5]"),
+        "{e}"
+    );
+    let narrow = Tensor::from_slice(gpu(), &[1, 2, 2], &[0.0; 4]).unwrap();
+    let e = lstm
+        .forward(&x, None, Some(&narrow))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("`c0`") && e.contains("[1, 2, 5]"), "{e}");
+    assert!(lstm.forward(&x, Some(&narrow), Some(&wide)).is_ok());
 }

@@ -7,53 +7,62 @@ use crate::model::{Cell, Lstm, LstmConfig};
 use std::path::Path;
 
 impl LstmConfig {
-    /// Infers the cell (`weight_hh` with 4H rows: LSTM, H rows: RNN), layers, directions, sizes
-    /// and bias from PyTorch's parameter names and shapes.
-    /// `batch_first`, dropout and seed are not in a state dict: they keep their defaults.
+    /// Infers the cell, layers, directions, sizes, bias and proj_size from PyTorch's parameter
+    /// names and shapes: `weight_hh_l0` has G·H rows (4: LSTM, 3: GRU, 1: RNN) and H columns,
+    /// or, with `weight_hr_l0 [P, H]`, 4·H rows and P columns (an LSTM with proj_size).
+    /// `batch_first`, dropout, seed and the RNN's nonlinearity are not in a state dict: they
+    /// keep their defaults (set them with the `with_…` builders).
     pub fn from_state_dict(tensors: &TensorMap) -> Result<LstmConfig> {
         let shape = |name: &str| tensors.get(name).map(|t| t.shape.as_slice());
         let (Some(w_ih), Some(w_hh)) = (shape("weight_ih_l0"), shape("weight_hh_l0")) else {
             let names: Vec<&String> = tensors.keys().collect();
             return Err(Error::Invalid(format!(
-                "not an nn.LSTM state dict: `weight_ih_l0` and `weight_hh_l0` are required (found {names:?})"
+                "not a state dict of nn.LSTM, nn.GRU or nn.RNN: `weight_ih_l0` and `weight_hh_l0` \
+                 are required (found {names:?})"
             )));
         };
-        if w_hh.len() != 2 || w_ih.len() != 2 {
+        let fits_no_cell = |given: &[usize]| Error::Shape {
+            tensor: "weight_hh_l0".into(),
+            expected: "[4·H, H] (nn.LSTM), [3·H, H] (nn.GRU), [H, H] (nn.RNN), or [4·H, P] \
+                       with weight_hr_l0 [P, H], P < H (nn.LSTM with proj_size)"
+                .into(),
+            given: fmt_shape(given),
+        };
+        if w_hh.len() != 2 || w_ih.len() != 2 || w_hh[1] == 0 || w_ih[0] != w_hh[0] {
             return Err(Error::Shape {
-                tensor: "weight_hh_l0".into(),
-                expected: "[4H, H] and weight_ih_l0 [4H, I]".into(),
-                given: format!("{} and {}", fmt_shape(w_hh), fmt_shape(w_ih)),
+                tensor: "weight_ih_l0".into(),
+                expected: "[G·H, I], with as many rows as weight_hh_l0 [G·H, R]".into(),
+                given: format!("{} (weight_hh_l0 {})", fmt_shape(w_ih), fmt_shape(w_hh)),
             });
         }
-        let hidden = w_hh[1];
-        if hidden > 1 << 20 {
-            return Err(Error::Invalid(format!(
-                "weight_hh_l0 has {hidden} columns: hidden_size too large"
-            )));
-        }
-        // weight_hh has 4H rows in an nn.LSTM (gates i, f, g, o) and H rows in an nn.RNN.
-        let cell = match w_hh[0] {
-            rows if rows == 4 * hidden => Cell::Lstm,
-            rows if rows == hidden => Cell::Rnn,
-            _ => {
-                return Err(Error::Shape {
-                    tensor: "weight_hh_l0".into(),
-                    expected: format!(
-                        "[4·H, H] = [{}, {hidden}] (LSTM) or [H, H] (RNN)",
-                        4 * hidden
-                    ),
-                    given: fmt_shape(w_hh),
-                })
+        let (rows, columns) = (w_hh[0], w_hh[1]);
+        let (cell, hidden, proj) = match shape("weight_hr_l0") {
+            Some(&[p, h]) if p == columns && h.checked_mul(4) == Some(rows) && p < h => {
+                (Cell::Lstm, h, p)
+            }
+            Some(_) => return Err(fits_no_cell(w_hh)),
+            None => {
+                let h = columns;
+                let cell = match [4, 3, 1].map(|g| h.checked_mul(g) == Some(rows)) {
+                    [true, _, _] => Cell::Lstm,
+                    [_, true, _] => Cell::Gru,
+                    [_, _, true] => Cell::Rnn,
+                    _ => return Err(fits_no_cell(w_hh)),
+                };
+                (cell, h, 0)
             }
         };
-        if hidden == 0 {
-            return Err(Error::Invalid("weight_hh_l0 has zero columns".into()));
+        if hidden > 1 << 20 {
+            return Err(Error::Invalid(format!(
+                "weight_hh_l0 implies hidden_size {hidden}: too large"
+            )));
         }
         let num_layers = (0..)
             .take_while(|k| tensors.contains_key(&format!("weight_ih_l{k}")))
             .count();
         let config = LstmConfig::new(w_ih[1], hidden)
             .with_cell(cell)
+            .with_proj_size(proj)
             .with_layers(num_layers)
             .with_bidirectional(tensors.contains_key("weight_ih_l0_reverse"))
             .with_bias(tensors.contains_key("bias_ih_l0"));
@@ -63,10 +72,22 @@ impl LstmConfig {
 }
 
 impl Lstm {
-    /// Builds an LSTM from a PyTorch `state_dict` (configuration inferred from the names and
-    /// shapes). Missing, extra, misshaped or non-float32 tensors are errors naming the tensor.
+    /// Builds a model from a PyTorch `state_dict` (configuration inferred from the names and
+    /// shapes, see [`LstmConfig::from_state_dict`]). Missing, extra, misshaped or non-float32
+    /// tensors are errors naming the tensor.
     pub fn from_state_dict(gpu: &Gpu, tensors: &TensorMap, batch_first: bool) -> Result<Lstm> {
         let config = LstmConfig::from_state_dict(tensors)?.with_batch_first(batch_first);
+        Lstm::from_state_dict_with(gpu, tensors, config)
+    }
+
+    /// Builds a model of `config` (e.g. [`LstmConfig::from_state_dict`] with the options a
+    /// state dict does not hold, such as the RNN's nonlinearity) from the tensors of a
+    /// `state_dict`, which must be exactly that model's.
+    pub fn from_state_dict_with(
+        gpu: &Gpu,
+        tensors: &TensorMap,
+        config: LstmConfig,
+    ) -> Result<Lstm> {
         let expected = config.parameter_shapes();
         let extra: Vec<&String> = tensors
             .keys()
@@ -74,12 +95,13 @@ impl Lstm {
             .collect();
         if !extra.is_empty() {
             return Err(Error::Invalid(format!(
-                "unexpected tensors {extra:?} for an nn.{:?} with {} layer(s), {} direction(s), bias={} \
-                 (proj_size and other modules are not supported)",
-                config.cell,
+                "unexpected tensors {extra:?} for an nn.{} with {} layer(s), {} direction(s), bias={}, \
+                 proj_size={} (other modules are not supported)",
+                config.cell.name(),
                 config.num_layers,
                 config.directions(),
-                config.bias
+                config.bias,
+                config.proj_size
             )));
         }
         for (name, shape) in &expected {
@@ -104,7 +126,20 @@ impl Lstm {
 
     /// Reads a safetensors `state_dict` file (see [`Lstm::from_state_dict`]).
     pub fn load(gpu: &Gpu, path: &Path, batch_first: bool) -> Result<Lstm> {
-        Lstm::from_state_dict(gpu, &read_tensors(path)?, batch_first)
+        Lstm::load_with(gpu, path, |config| config.with_batch_first(batch_first))
+    }
+
+    /// Reads a safetensors `state_dict` file; `options` completes the inferred configuration
+    /// with what a state dict does not hold, e.g.
+    /// `|c| c.with_nonlinearity(Nonlinearity::Relu)` for `nn.RNN(nonlinearity='relu')`.
+    pub fn load_with(
+        gpu: &Gpu,
+        path: &Path,
+        options: impl FnOnce(LstmConfig) -> LstmConfig,
+    ) -> Result<Lstm> {
+        let tensors = read_tensors(path)?;
+        let config = options(LstmConfig::from_state_dict(&tensors)?);
+        Lstm::from_state_dict_with(gpu, &tensors, config)
     }
 
     /// The parameters as a PyTorch `state_dict` (reads them back from the GPU).

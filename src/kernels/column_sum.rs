@@ -109,7 +109,17 @@ mod tests {
     /// fewer loop trips than the budget; one long walk over the rows would make rows/4.
     #[test]
     fn an_invocation_stays_under_the_loop_budget() {
-        for rows in [1, 4, 5, 32_768, 32_769, 262_144, 300_000, 10_000_000, 1 << 29] {
+        for rows in [
+            1,
+            4,
+            5,
+            32_768,
+            32_769,
+            262_144,
+            300_000,
+            10_000_000,
+            1 << 29,
+        ] {
             assert!(loop_trips(rows) <= LOOP_BUDGET, "{rows} rows");
         }
         assert!(((1usize << 29) / 4) as u64 > LOOP_BUDGET);

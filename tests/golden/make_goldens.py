@@ -3,7 +3,8 @@
 
     python3 tests/golden/make_goldens.py      # needs torch and safetensors
 
-For each configuration (nn.LSTM, and one nn.RNN), in tests/golden/<name>/:
+For each configuration (nn.LSTM, with and without proj_size, nn.GRU, nn.RNN with tanh and relu),
+in tests/golden/<name>/ (`make_goldens.py NAME ...` writes only those):
   weights.safetensors      the module's state_dict, float32, as safetensors.torch.save_file writes it
   input.safetensors        x (and h0, c0, lengths), float32 / int64
   grad_output.safetensors  dy, dh_n, dc_n: the gradients of the loss Σ y·dy + Σ h_n·dh_n + Σ c_n·dc_n
@@ -30,8 +31,19 @@ CONFIGS = {
     "no_bias_batch_first": (4, 5, 2, True, False, True, 3, 2, [3, 2], False),
     # nn.RNN (tanh): no cell state, so no c0, c_n, dc_n
     "rnn_bidirectional_varlen": (4, 6, 2, True, True, False, 5, 2, [5, 3], True),
+    # nn.RNN(nonlinearity='relu'): its state dict looks like a tanh RNN's
+    "rnn_relu_two_layers": (5, 7, 2, False, True, False, 6, 3, None, True),
+    # nn.GRU: gates r, z, n, b_hn inside r ⊙ (…)
+    "gru_bidirectional_varlen": (4, 6, 2, True, True, False, 5, 3, [5, 2, 4], True),
+    "gru_no_bias_batch_first_t1": (3, 5, 1, False, False, True, 1, 2, None, False),
+    # nn.LSTM(proj_size=P): h is P wide, c stays H
+    "lstm_proj_bidirectional_varlen": (4, 7, 2, True, True, False, 5, 3, [5, 3, 1], True),
+    "lstm_proj_no_bias_batch_first": (3, 6, 1, False, False, True, 4, 2, None, True),
 }
-RNN = {"rnn_bidirectional_varlen"}
+RNN = {"rnn_bidirectional_varlen", "rnn_relu_two_layers"}
+RELU = {"rnn_relu_two_layers"}
+GRU = {"gru_bidirectional_varlen", "gru_no_bias_batch_first_t1"}
+PROJ = {"lstm_proj_bidirectional_varlen": 3, "lstm_proj_no_bias_batch_first": 2}
 
 
 def run(module, x, h0, c0, lengths, batch_first, steps):
@@ -49,16 +61,25 @@ def make(name, cfg, seed):
     inp, hid, layers, bidir, bias, bf, steps, batch, lengths, with_state = cfg
     torch.manual_seed(seed)
     dirs = 2 if bidir else 1
-    rnn = name in RNN
-    kind = torch.nn.RNN if rnn else torch.nn.LSTM
-    lstm = kind(inp, hid, num_layers=layers, bias=bias, batch_first=bf, bidirectional=bidir)
+    no_cell_state = name in RNN or name in GRU
+    options = dict(num_layers=layers, bias=bias, batch_first=bf, bidirectional=bidir)
+    if name in RNN:
+        kind = torch.nn.RNN
+        options["nonlinearity"] = "relu" if name in RELU else "tanh"
+    elif name in GRU:
+        kind = torch.nn.GRU
+    else:
+        kind = torch.nn.LSTM
+        options["proj_size"] = PROJ.get(name, 0)
+    lstm = kind(inp, hid, **options)
+    out_size = PROJ.get(name, hid)
     xs = (batch, steps, inp) if bf else (steps, batch, inp)
-    ys = (batch, steps, dirs * hid) if bf else (steps, batch, dirs * hid)
-    ss = (layers * dirs, batch, hid)
+    ys = (batch, steps, dirs * out_size) if bf else (steps, batch, dirs * out_size)
+    hs, cs = (layers * dirs, batch, out_size), (layers * dirs, batch, hid)
     x = torch.randn(xs)
-    h0, c0 = (torch.randn(ss) * 0.5, torch.randn(ss)) if with_state else (None, None)
-    dy, dh_n, dc_n = torch.randn(ys), torch.randn(ss), torch.randn(ss)
-    if rnn:
+    h0, c0 = (torch.randn(hs) * 0.5, torch.randn(cs)) if with_state else (None, None)
+    dy, dh_n, dc_n = torch.randn(ys), torch.randn(hs), torch.randn(cs)
+    if no_cell_state:
         c0, dc_n = None, None
 
     out = os.path.join(HERE, name)
@@ -105,11 +126,14 @@ def make(name, cfg, seed):
     for k, p in params.items():
         exp["clipped." + k] = p.grad.clone()
     save_file({k: v.contiguous() for k, v in exp.items()}, os.path.join(out, "expected.safetensors"))
-    print(f"{name}: {kind.__name__} T={steps} B={batch} I={inp} H={hid} L={layers} D={dirs} bias={bias} "
+    print(f"{name}: {kind.__name__}({options}) T={steps} B={batch} I={inp} H={hid} L={layers} D={dirs} bias={bias} "
           f"batch_first={bf} lengths={lengths} |grad|={float(total):.4f}")
 
 
 if __name__ == "__main__":
+    import sys
+
     print("torch", torch.__version__)
     for i, (name, cfg) in enumerate(CONFIGS.items()):
-        make(name, cfg, 1000 + i)
+        if len(sys.argv) == 1 or name in sys.argv[1:]:
+            make(name, cfg, 1000 + i)
