@@ -28,6 +28,8 @@ fn temp(name: &str) -> std::path::PathBuf {
 fn small_run(optimizer: OptimizerConfig) -> Trainer {
     let config = TrainConfig {
         cell: Cell::Lstm,
+        nonlinearity: wgpu_lstm::Nonlinearity::Tanh,
+        proj_size: 0,
         hidden_size: 8,
         num_layers: 1,
         batch: 2,

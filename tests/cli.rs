@@ -361,3 +361,298 @@ json.dump(d, open(sys.argv[2], "w"))"#;
     assert!(rows.iter().all(|r| r.contains("| 2.00 |")), "{table}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgpu-lstm-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const TINY: [&str; 10] = [
+    "--hidden",
+    "12",
+    "--batch",
+    "2",
+    "--seq-len",
+    "5",
+    "--log-every",
+    "2",
+    "--quiet",
+    "--steps",
+];
+
+#[test]
+fn train_every_cell_and_sample_checks_its_options() {
+    let dir = temp_dir("cells");
+    for (cell, extra) in [
+        ("gru", &[][..]),
+        ("lstm", &["--proj-size", "5"][..]),
+        ("rnn", &["--nonlinearity", "relu"][..]),
+    ] {
+        let ckpt = dir.join(format!("{cell}.safetensors"));
+        let ckpt = ckpt.to_str().unwrap();
+        let args = [
+            &["train", "--cell", cell, "--checkpoint", ckpt][..],
+            extra,
+            &TINY,
+            &["4"],
+        ]
+        .concat();
+        let (code, out, err) = wgpu_lstm(&args);
+        assert_eq!(code, 0, "{cell}: {out}\n{err}");
+        assert!(out.contains("step 4: loss"), "{out}");
+        let (code, out, err) = wgpu_lstm(&[
+            "sample",
+            "--checkpoint",
+            ckpt,
+            "--prompt",
+            "I ",
+            "--length",
+            "5",
+        ]);
+        assert_eq!(code, 0, "{cell}: {err}");
+        assert!(out.starts_with("I "), "{out}");
+    }
+    assert!(wgpu_lstm(&["train", "--help"]).1.contains("--proj-size"));
+    // A GRU checkpoint given to sample as something else.
+    let gru = dir.join("gru.safetensors");
+    let (code, _, err) = wgpu_lstm(&[
+        "sample",
+        "--checkpoint",
+        gru.to_str().unwrap(),
+        "--cell",
+        "lstm",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--cell lstm") && err.contains("nn.GRU"),
+        "{err}"
+    );
+    let (code, _, err) = wgpu_lstm(&[
+        "sample",
+        "--checkpoint",
+        gru.to_str().unwrap(),
+        "--proj-size",
+        "3",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--proj-size 3") && err.contains("nn.GRU"),
+        "{err}"
+    );
+    // Projections are an LSTM's; relu an RNN's.
+    let (code, _, err) = wgpu_lstm(
+        &[
+            &["train", "--cell", "gru", "--proj-size", "2"][..],
+            &TINY,
+            &["1"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("proj_size") && err.contains("nn.GRU"), "{err}");
+    let (code, _, err) =
+        wgpu_lstm(&[&["train", "--nonlinearity", "relu"][..], &TINY, &["1"]].concat());
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("nonlinearity") && err.contains("nn.LSTM"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_clip_values_are_errors_not_off() {
+    for clip in ["nan", "-1", "inf"] {
+        let (code, _, err) =
+            wgpu_lstm(&[&["train", &format!("--clip={clip}")][..], &TINY, &["1"]].concat());
+        assert_eq!(code, 2, "--clip {clip}");
+        assert!(err.contains("--clip"), "{err}");
+    }
+}
+
+#[test]
+fn a_diverging_run_fails_and_keeps_its_last_good_checkpoint() {
+    let dir = temp_dir("diverge");
+    let ckpt = dir.join("c.safetensors");
+    let ckpt_s = ckpt.to_str().unwrap();
+    // A good checkpoint first, then a run from it at an absurd learning rate.
+    let (code, _, err) = wgpu_lstm(
+        &[
+            &["train", "--checkpoint", ckpt_s, "--optimizer", "sgd"][..],
+            &TINY,
+            &["2"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let good = std::fs::read(&ckpt).unwrap();
+    let args = [
+        "train",
+        "--steps",
+        "30",
+        "--hidden",
+        "12",
+        "--batch",
+        "2",
+        "--seq-len",
+        "5",
+        "--log-every",
+        "10",
+        "--checkpoint-every",
+        "10",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e38",
+        "--clip",
+        "0",
+        "--quiet",
+        "--checkpoint",
+        ckpt_s,
+    ];
+    let (code, out, err) = wgpu_lstm(&args);
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(err.contains("must be finite"), "{err}");
+    assert_eq!(
+        std::fs::read(&ckpt).unwrap(),
+        good,
+        "the good checkpoint was replaced"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn infer_takes_gru_relu_and_projected_state_dicts() {
+    let golden = |name: &str, file: &str| {
+        format!(
+            "{}/tests/golden/{name}/{file}.safetensors",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    let dir = temp_dir("infer-cells");
+    let out = dir.join("out.safetensors");
+    let out_s = out.to_str().unwrap();
+    for (name, extra) in [
+        ("gru_bidirectional_varlen", &[][..]),
+        ("rnn_relu_two_layers", &["--nonlinearity", "relu"][..]),
+        ("lstm_proj_bidirectional_varlen", &[][..]),
+    ] {
+        let (w, i, g) = (
+            golden(name, "weights"),
+            golden(name, "input"),
+            golden(name, "grad_output"),
+        );
+        let args = [
+            &[
+                "infer",
+                "--weights",
+                &w,
+                "--input",
+                &i,
+                "--grad-output",
+                &g,
+                "--clip",
+                "1",
+                "--output",
+                out_s,
+            ][..],
+            extra,
+        ]
+        .concat();
+        let (code, stdout, err) = wgpu_lstm(&args);
+        assert_eq!(code, 0, "{name}: {err}");
+        let got = wgpu_lstm::io::read_tensors(&out).unwrap();
+        let want =
+            wgpu_lstm::io::read_tensors(std::path::Path::new(&golden(name, "expected"))).unwrap();
+        let (y, wy) = (got["y"].to_f64(), want["y"].to_f64());
+        let err = y
+            .iter()
+            .zip(&wy)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err <= 1e-5, "{name}: y error {err:e}\n{stdout}");
+        assert!(
+            !got.contains_key("c_n") || name.starts_with("lstm"),
+            "{name}"
+        );
+    }
+    // A relu RNN run as tanh differs: the option matters.
+    let name = "rnn_relu_two_layers";
+    let (w, i) = (golden(name, "weights"), golden(name, "input"));
+    let (code, _, err) = wgpu_lstm(&["infer", "--weights", &w, "--input", &i, "--output", out_s]);
+    assert_eq!(code, 0, "{err}");
+    let y = wgpu_lstm::io::read_tensors(&out).unwrap()["y"].to_f64();
+    let wy = wgpu_lstm::io::read_tensors(std::path::Path::new(&golden(name, "expected"))).unwrap()
+        ["y"]
+        .to_f64();
+    assert!(y.iter().zip(&wy).any(|(a, b)| (a - b).abs() > 1e-3));
+    // The cell of the file wins over a contradicting option.
+    let gru = golden("gru_bidirectional_varlen", "weights");
+    let (code, _, err) = wgpu_lstm(&[
+        "infer",
+        "--weights",
+        &gru,
+        "--input",
+        &golden("gru_bidirectional_varlen", "input"),
+        "--output",
+        out_s,
+        "--cell",
+        "lstm",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("nn.GRU"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn infer_refuses_unknown_and_meaningless_gradient_names() {
+    use wgpu_lstm::io::{write_tensors, HostTensor, TensorMap};
+    let golden = |name: &str, file: &str| {
+        format!(
+            "{}/tests/golden/{name}/{file}.safetensors",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    let dir = temp_dir("infer-names");
+    let out = dir.join("out.safetensors");
+    let grads = dir.join("grads.safetensors");
+    let run = |name: &str, grad: &TensorMap| {
+        write_tensors(&grads, grad).unwrap();
+        wgpu_lstm(&[
+            "infer",
+            "--weights",
+            &golden(name, "weights"),
+            "--input",
+            &golden(name, "input"),
+            "--grad-output",
+            grads.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+    };
+    let lstm = "varlen_bidirectional_two_layers";
+    let mut typo =
+        wgpu_lstm::io::read_tensors(std::path::Path::new(&golden(lstm, "grad_output"))).unwrap();
+    let dh_n = typo.remove("dh_n").unwrap();
+    typo.insert("dhn".into(), dh_n);
+    let (code, _, err) = run(lstm, &typo);
+    assert_eq!(code, 2);
+    assert!(err.contains("`dhn`") && err.contains("dh_n"), "{err}");
+    let (code, _, err) = run(lstm, &TensorMap::new());
+    assert_eq!(code, 2);
+    assert!(err.contains("no gradients"), "{err}");
+    // An RNN has no cell state: dc_n means nothing to it.
+    let rnn = "rnn_bidirectional_varlen";
+    let mut with_c =
+        wgpu_lstm::io::read_tensors(std::path::Path::new(&golden(rnn, "grad_output"))).unwrap();
+    with_c.insert("dc_n".into(), HostTensor::f32(&[4, 2, 6], vec![0.0; 48]));
+    let (code, _, err) = run(rnn, &with_c);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`dc_n`") && err.contains("no cell state"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -72,6 +72,8 @@ proptest! {
 fn small_run(dropout_layers: usize) -> TrainConfig {
     TrainConfig {
         cell: Cell::Lstm,
+        nonlinearity: wgpu_lstm::Nonlinearity::Tanh,
+        proj_size: 0,
         hidden_size: 16,
         num_layers: dropout_layers,
         batch: 4,

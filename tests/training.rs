@@ -14,6 +14,8 @@ use wgpu_lstm::LstmConfig;
 fn small_config(optimizer: OptimizerConfig) -> TrainConfig {
     TrainConfig {
         cell: wgpu_lstm::Cell::Lstm,
+        nonlinearity: wgpu_lstm::Nonlinearity::Tanh,
+        proj_size: 0,
         hidden_size: 24,
         num_layers: 1,
         batch: 8,
@@ -215,6 +217,8 @@ fn regression_head_gradients_on_the_adding_problem() {
 fn rnn_cell_trains_as_an_rnn() {
     let config = TrainConfig {
         cell: wgpu_lstm::Cell::Rnn,
+        nonlinearity: wgpu_lstm::Nonlinearity::Tanh,
+        proj_size: 0,
         ..small_config(OptimizerConfig::adam(0.01))
     };
     let mut t = Trainer::new(gpu(), config, Task::Adding, 5).unwrap();

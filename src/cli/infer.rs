@@ -1,10 +1,11 @@
 //! `wgpu-lstm infer`: a PyTorch state dict on inputs from a file, optionally backward and
 //! clipping; the results as safetensors.
 
+use super::options::CellArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wgpu_lstm::io::{read_tensors, write_tensors, HostTensor, TensorMap};
-use wgpu_lstm::{Cell, ForwardOptions, Gpu, Lstm, OutputGrads, Tensor};
+use wgpu_lstm::{ForwardOptions, Gpu, Lstm, LstmConfig, OutputGrads, Tensor};
 
 #[derive(clap::Args)]
 pub(crate) struct InferArgs {
@@ -29,6 +30,10 @@ pub(crate) struct InferArgs {
     /// Sequences are [B, T, F] (the module's batch_first=True).
     #[arg(long)]
     batch_first: bool,
+    /// The cell and proj_size are read from the state dict (given, they must match it); the
+    /// RNN's nonlinearity is not in it.
+    #[command(flatten)]
+    cell: CellArgs,
     /// Adapter to use: a case-insensitive part of its name (see `devices`).
     #[arg(long)]
     device: Option<String>,
@@ -36,16 +41,29 @@ pub(crate) struct InferArgs {
 
 pub(crate) fn run(a: &InferArgs) -> wgpu_lstm::Result<ExitCode> {
     let gpu = Gpu::with_adapter(a.device.as_deref())?;
-    let lstm = Lstm::load(&gpu, &a.weights, a.batch_first)?;
+    let weights = read_tensors(&a.weights)?;
+    let source = a.weights.display().to_string();
+    let config = LstmConfig::from_state_dict(&weights)?.with_batch_first(a.batch_first);
+    let lstm = Lstm::from_state_dict_with(&gpu, &weights, a.cell.apply_to(config, &source)?)?;
+    // Names a cell without a cell state does not take (nn.GRU and nn.RNN have no c).
+    let has_c = lstm.config().cell.has_cell_state();
     let inputs = read_tensors(&a.input)?;
-    let grad_file = a.grad_output.as_deref().map(read_tensors).transpose()?;
-    let known = ["x", "h0", "c0", "lengths"];
-    if let Some(extra) = inputs.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(wgpu_lstm::Error::Invalid(format!(
-            "{}: unexpected tensor `{extra}` (expected x, h0, c0, lengths)",
-            a.input.display()
-        )));
-    }
+    check_names(&inputs, &a.input, &["x", "h0", "c0", "lengths"], has_c)?;
+    let grad_file = match &a.grad_output {
+        Some(path) => {
+            let g = read_tensors(path)?;
+            check_names(&g, path, &["dy", "dh_n", "dc_n"], has_c)?;
+            if g.is_empty() {
+                return Err(wgpu_lstm::Error::Invalid(format!(
+                    "{}: no gradients (expected dy, and optionally dh_n{})",
+                    path.display(),
+                    if has_c { ", dc_n" } else { "" }
+                )));
+            }
+            Some(g)
+        }
+        None => None,
+    };
     let upload = |map: &TensorMap, key: &str| -> wgpu_lstm::Result<Option<Tensor>> {
         map.get(key)
             .map(|t| Tensor::from_slice(&gpu, &t.shape, t.as_f32(key)?))
@@ -73,8 +91,8 @@ pub(crate) fn run(a: &InferArgs) -> wgpu_lstm::Result<ExitCode> {
         results.insert(name, HostTensor::f32(t.shape(), t.to_vec()?));
         Ok(())
     };
-    // nn.RNN has no cell state: no c_n, c0 or their gradients.
-    let lstm_cell = lstm.config().cell == Cell::Lstm;
+    // nn.GRU and nn.RNN have no cell state: no c_n, c0 or their gradients.
+    let lstm_cell = has_c;
     put(&mut results, "y".into(), &out.y)?;
     put(&mut results, "h_n".into(), &out.h_n)?;
     if lstm_cell {
@@ -123,10 +141,15 @@ pub(crate) fn run(a: &InferArgs) -> wgpu_lstm::Result<ExitCode> {
     }
     write_tensors(&a.output, &results)?;
     let c = lstm.config();
+    let extra = match c.cell {
+        wgpu_lstm::Cell::Lstm if c.proj_size > 0 => format!(", proj_size={}", c.proj_size),
+        wgpu_lstm::Cell::Rnn => format!(", nonlinearity='{:?}'", c.nonlinearity).to_lowercase(),
+        _ => String::new(),
+    };
     println!(
-        "{}: nn.{:?}({}, {}, num_layers={}, bias={}, bidirectional={}) on x {:?} → {} tensors in {}",
+        "{}: nn.{}({}, {}, num_layers={}, bias={}, bidirectional={}{extra}) on x {:?} → {} tensors in {}",
         gpu.info().name,
-        c.cell,
+        c.cell.name(),
         c.input_size,
         c.hidden_size,
         c.num_layers,
@@ -137,4 +160,31 @@ pub(crate) fn run(a: &InferArgs) -> wgpu_lstm::Result<ExitCode> {
         a.output.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fails unless every tensor of `file` is one of `known` (`c0`, `dc_n` only for cells with a
+/// cell state): a typo must not pass as an absent tensor.
+fn check_names(
+    file: &TensorMap,
+    path: &std::path::Path,
+    known: &[&str],
+    has_c: bool,
+) -> wgpu_lstm::Result<()> {
+    let takes = |k: &str| known.contains(&k) && (has_c || !k.starts_with("c0") && k != "dc_n");
+    match file.keys().find(|k| !takes(k)) {
+        Some(name) => {
+            let expected: Vec<&str> = known.iter().copied().filter(|k| takes(k)).collect();
+            let why = if known.contains(&name.as_str()) {
+                " (this cell has no cell state)"
+            } else {
+                ""
+            };
+            Err(wgpu_lstm::Error::Invalid(format!(
+                "{}: unexpected tensor `{name}`{why}; expected {}",
+                path.display(),
+                expected.join(", ")
+            )))
+        }
+        None => Ok(()),
+    }
 }

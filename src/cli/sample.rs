@@ -1,10 +1,11 @@
 //! `wgpu-lstm sample`: text from a character-model checkpoint.
 
+use super::options::CellArgs;
 use rand::SeedableRng;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wgpu_lstm::train::{CharCorpus, Checkpoint, Trainer};
-use wgpu_lstm::Gpu;
+use wgpu_lstm::{Gpu, Nonlinearity};
 
 #[derive(clap::Args)]
 pub(crate) struct SampleArgs {
@@ -26,6 +27,9 @@ pub(crate) struct SampleArgs {
     /// Adapter to use.
     #[arg(long)]
     device: Option<String>,
+    /// The checkpoint's model (given, it must match; the checkpoint records all of it).
+    #[command(flatten)]
+    cell: CellArgs,
 }
 
 pub(crate) fn run(a: &SampleArgs) -> wgpu_lstm::Result<ExitCode> {
@@ -40,6 +44,17 @@ pub(crate) fn run(a: &SampleArgs) -> wgpu_lstm::Result<ExitCode> {
             ))
         })?
         .to_vec();
+    let c = &checkpoint.config;
+    let source = a.checkpoint.display().to_string();
+    a.cell.check(c.cell, c.proj_size, &source)?;
+    if let Some(n) = a.cell.nonlinearity.map(Nonlinearity::from) {
+        if n != c.nonlinearity {
+            return Err(wgpu_lstm::Error::Invalid(format!(
+                "--nonlinearity {n:?}: {source} was trained with {:?}",
+                c.nonlinearity
+            )));
+        }
+    }
     let trainer = Trainer::resume(&gpu, &checkpoint, 1)?;
     let prompt = a.prompt.replace("\\n", "\n");
     let tokens = CharCorpus::with_vocab(&prompt, vocab.clone())?.tokens;

@@ -1,5 +1,6 @@
 //! `wgpu-lstm train`: the training loop with progress, checkpoints and Ctrl-C.
 
+use super::options::CellArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use wgpu_lstm::train::{
     CharCorpus, Checkpoint, OptimizerConfig, Task, TrainConfig, Trainer, ADDING_BASELINE_MSE,
     BUILTIN_TEXT,
 };
-use wgpu_lstm::{Cell, Gpu};
+use wgpu_lstm::{Cell, Gpu, Nonlinearity};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum TaskArg {
@@ -18,12 +19,6 @@ pub(crate) enum TaskArg {
     Chars,
     /// The adding problem (Hochreiter & Schmidhuber 1997).
     Adding,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum CellArg {
-    Lstm,
-    Rnn,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,9 +42,8 @@ pub(crate) struct TrainArgs {
     /// Sequences per batch.
     #[arg(long, default_value_t = 32)]
     batch: usize,
-    /// The recurrent cell: the LSTM, or the vanilla tanh RNN it is compared with.
-    #[arg(long, value_enum, default_value_t = CellArg::Lstm)]
-    cell: CellArg,
+    #[command(flatten)]
+    cell: CellArgs,
     /// Hidden units per layer.
     #[arg(long, default_value_t = 64)]
     hidden: usize,
@@ -112,12 +106,22 @@ fn read_text(path: &Option<PathBuf>) -> wgpu_lstm::Result<String> {
 }
 
 pub(crate) fn run(a: &TrainArgs) -> wgpu_lstm::Result<ExitCode> {
+    // 0 turns clipping off; NaN or a negative value is a mistake, not "off".
+    if !(a.clip.is_finite() && a.clip >= 0.0) {
+        return Err(wgpu_lstm::Error::Invalid(format!(
+            "--clip {}: expected a finite number ≥ 0 (0 turns clipping off)",
+            a.clip
+        )));
+    }
     let gpu = Gpu::with_adapter(a.device.as_deref())?;
     let text = read_text(&a.text)?;
     let log_every = a.log_every.max(1);
     let mut trainer = match &a.resume {
         Some(path) => {
             let checkpoint = Checkpoint::read(path, Some(&text))?;
+            let c = &checkpoint.config;
+            a.cell
+                .check(c.cell, c.proj_size, &path.display().to_string())?;
             Trainer::resume(&gpu, &checkpoint, log_every)?
         }
         None => {
@@ -146,12 +150,11 @@ pub(crate) fn run(a: &TrainArgs) -> wgpu_lstm::Result<ExitCode> {
                     weight_decay: a.weight_decay.unwrap_or(0.01),
                 },
             };
+            let (cell, proj_size, nonlinearity) = a.cell.resolve();
             let config = TrainConfig {
-                cell: if a.cell == CellArg::Rnn {
-                    Cell::Rnn
-                } else {
-                    Cell::Lstm
-                },
+                cell,
+                nonlinearity,
+                proj_size,
                 hidden_size: a.hidden,
                 num_layers: a.layers,
                 batch: a.batch,
@@ -183,9 +186,14 @@ pub(crate) fn run(a: &TrainArgs) -> wgpu_lstm::Result<ExitCode> {
     };
     println!("adapter: {} ({:?})", gpu.info().name, gpu.info().backend);
     println!("task: {task_line}");
+    let cell = match (c.cell, c.proj_size, c.nonlinearity) {
+        (Cell::Rnn, _, Nonlinearity::Relu) => "RNN (relu)".to_string(),
+        (Cell::Rnn, _, Nonlinearity::Tanh) => "RNN (tanh)".to_string(),
+        (cell, 0, _) => cell.name().to_string(),
+        (cell, p, _) => format!("{} (proj_size {p})", cell.name()),
+    };
     println!(
-        "model: {:?}, {} layer(s) × {} units, batch {} × {} steps, {} lr {}, clip {}",
-        c.cell,
+        "model: {cell}, {} layer(s) × {} units, batch {} × {} steps, {} lr {}, clip {}",
         c.num_layers,
         c.hidden_size,
         c.batch,
@@ -229,13 +237,16 @@ pub(crate) fn run(a: &TrainArgs) -> wgpu_lstm::Result<ExitCode> {
             curve.push((step, m.loss));
             let rate = (step - start_step) as f64 * trainer.tokens_per_step() as f64
                 / start.elapsed().as_secs_f64();
-            let msg = format!(
+            let mut msg = format!(
                 "{loss_name} {:.4} | {:.0} tok/s | grad norm {:.3} | clipped {:.0}%",
                 m.loss,
                 rate,
                 m.grad_norm,
                 m.clip_rate * 100.0
             );
+            if m.skipped > 0 {
+                msg += &format!(" | skipped {} non-finite", m.skipped);
+            }
             if a.quiet {
                 println!("step {step}: {msg}");
             }

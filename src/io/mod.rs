@@ -237,7 +237,10 @@ pub fn serialize_tensors_with_metadata(
                 .map_err(|e| Error::Invalid(format!("tensor `{name}`: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Invalid(e.to_string()))
+    // safetensors 0.8 writes a malformed header for metadata without tensors: leave it out
+    // then (there is nothing to check).
+    let metadata = (!views.is_empty()).then_some(metadata);
+    safetensors::serialize(views, metadata).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// Writes tensors to a safetensors file atomically: a temporary file in the same folder,

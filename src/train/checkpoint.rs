@@ -14,7 +14,7 @@ use crate::gpu::Gpu;
 use crate::io::{
     read_tensors_with_metadata, write_tensors_with_metadata, HostTensor, Metadata, TensorMap,
 };
-use crate::model::Cell;
+use crate::model::{Cell, Nonlinearity};
 use std::path::Path;
 
 const FORMAT_V1: &str = "wgpu-lstm checkpoint 1";
@@ -108,6 +108,15 @@ fn run_metadata(c: &TrainConfig, task: &Task, step: u64) -> Metadata {
     put("format", FORMAT_V2.into());
     put("step", step.to_string());
     put("cell", cell_name(c.cell).into());
+    put(
+        "nonlinearity",
+        match c.nonlinearity {
+            Nonlinearity::Tanh => "tanh",
+            Nonlinearity::Relu => "relu",
+        }
+        .into(),
+    );
+    put("proj_size", c.proj_size.to_string());
     put("hidden_size", c.hidden_size.to_string());
     put("num_layers", c.num_layers.to_string());
     put("batch", c.batch.to_string());
@@ -258,8 +267,20 @@ impl Checkpoint {
             "none" => None,
             _ => Some(keys.parse::<f32>("clip")?),
         };
+        // Format 1 knew only tanh and no projections.
+        let nonlinearity = match meta.get("nonlinearity").map(String::as_str) {
+            None | Some("tanh") => Nonlinearity::Tanh,
+            Some("relu") => Nonlinearity::Relu,
+            Some(_) => return Err(keys.bad("nonlinearity")),
+        };
+        let proj_size = match meta.get("proj_size") {
+            None => 0,
+            Some(_) => keys.parse("proj_size")?,
+        };
         let config = TrainConfig {
             cell,
+            nonlinearity,
+            proj_size,
             hidden_size: keys.parse("hidden_size")?,
             num_layers: keys.parse("num_layers")?,
             batch: keys.parse("batch")?,

@@ -101,7 +101,7 @@ impl SequenceModel {
             OutputKind::Classes { vocab } => vocab,
             OutputKind::Regression => 1,
         };
-        let width = config.directions() * config.hidden_size;
+        let width = config.directions() * config.output_size();
         let head = [
             (HEAD_WEIGHT.to_string(), vec![outputs, width]),
             (HEAD_BIAS.to_string(), vec![outputs]),
@@ -207,7 +207,7 @@ impl SequenceModel {
     ) -> Result<(Tensor, Tensor)> {
         let gpu = self.lstm.gpu();
         let arena = self.lstm.params();
-        let width = self.lstm.config().directions() * self.lstm.config().hidden_size;
+        let width = self.lstm.config().directions() * self.lstm.config().output_size();
         let outputs = self.outputs();
         let (w, b) = (
             arena.view(HEAD_WEIGHT)?.offset,
@@ -371,7 +371,7 @@ impl SequenceModel {
     pub fn head(&self, y: &Tensor) -> Result<Tensor> {
         let gpu = self.lstm.gpu();
         let arena = self.lstm.params();
-        let width = self.lstm.config().directions() * self.lstm.config().hidden_size;
+        let width = self.lstm.config().directions() * self.lstm.config().output_size();
         let rows = y.len() / width;
         let outputs = self.outputs();
         let (w, b) = (

@@ -6,7 +6,7 @@ use super::optim::{Optimizer, OptimizerConfig};
 use super::tasks::{adding_batch, step_rng, CharCorpus};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
-use crate::model::{Cell, LstmConfig};
+use crate::model::{Cell, LstmConfig, Nonlinearity};
 use std::sync::Arc;
 
 /// Which task to train on.
@@ -21,8 +21,12 @@ pub enum Task {
 /// Everything that defines a training run (and is stored in its checkpoints).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
-    /// LSTM or vanilla RNN.
+    /// LSTM, GRU or vanilla RNN.
     pub cell: Cell,
+    /// The RNN's nonlinearity.
+    pub nonlinearity: Nonlinearity,
+    /// The LSTM's projection size P (0: none).
+    pub proj_size: usize,
     /// Hidden units per layer.
     pub hidden_size: usize,
     /// Stacked layers.
@@ -39,6 +43,25 @@ pub struct TrainConfig {
     pub skip_nonfinite: bool,
     /// Seed of the weights and of every batch.
     pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    /// The command line's defaults: a 64-unit LSTM, batch 32 × 64 steps, Adam at 0.01, clip 1.
+    fn default() -> Self {
+        TrainConfig {
+            cell: Cell::Lstm,
+            nonlinearity: Nonlinearity::Tanh,
+            proj_size: 0,
+            hidden_size: 64,
+            num_layers: 1,
+            batch: 32,
+            seq_len: 64,
+            optimizer: OptimizerConfig::adam(0.01),
+            clip: Some(1.0),
+            skip_nonfinite: false,
+            seed: 0,
+        }
+    }
 }
 
 /// Averages over the steps since the last [`Trainer::metrics`] call.
@@ -119,6 +142,8 @@ impl Trainer {
         };
         let lstm = LstmConfig::new(in_size, config.hidden_size)
             .with_cell(config.cell)
+            .with_nonlinearity(config.nonlinearity)
+            .with_proj_size(config.proj_size)
             .with_layers(config.num_layers)
             .with_seed(config.seed);
         let model = SequenceModel::new(gpu, lstm, input, output)?;
