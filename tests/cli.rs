@@ -37,7 +37,32 @@ fn check_passes_on_awkward_sizes() {
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert_eq!(out.matches(" ok").count(), 11, "{out}");
     assert!(!out.contains("FAIL"), "{out}");
-    assert!(out.contains("forward 8 (1 GEMM + 7 steps)"), "{out}");
+    assert!(out.contains("dispatches: forward 8, backward 13"), "{out}");
+    // Every cell: 11 checks, 12 with the projection's weight.
+    for (cell, checks) in [
+        (&["--cell", "gru"][..], 11),
+        (&["--cell", "rnn", "--nonlinearity", "relu"][..], 11),
+        (&["--proj-size", "4"][..], 12),
+    ] {
+        let args = [
+            &[
+                "check",
+                "--seq-len",
+                "5",
+                "--batch",
+                "2",
+                "--input",
+                "3",
+                "--hidden",
+                "9",
+            ][..],
+            cell,
+        ]
+        .concat();
+        let (code, out, err) = wgpu_lstm(&args);
+        assert_eq!(code, 0, "{cell:?}\n{out}\n{err}");
+        assert_eq!(out.matches(" ok").count(), checks, "{out}");
+    }
 }
 
 #[test]

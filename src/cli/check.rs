@@ -1,9 +1,12 @@
-//! `wgpu-lstm check`: forward, backward and clipping on the GPU against the f64 reference.
+//! `wgpu-lstm check`: forward, backward and clipping on the GPU against the f64 reference,
+//! for any cell.
 
+use super::options::CellArgs;
 use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Instant;
-use wgpu_lstm::reference::{self, LstmParams};
+use wgpu_lstm::reference::{self, StackInputs, StackShape};
 use wgpu_lstm::{DispatchCounts, Gpu, Lstm, LstmConfig, OutputGrads, Tensor};
 
 #[derive(clap::Args)]
@@ -26,19 +29,19 @@ pub(crate) struct CheckArgs {
     /// Seed of weights and data.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    #[command(flatten)]
+    cell: CellArgs,
     /// Adapter to use: a case-insensitive part of its name (see `devices`).
     #[arg(long)]
     device: Option<String>,
 }
 
+/// Tolerances of the check, as in the test suite: f32 against f64.
 const FORWARD_TOL: f64 = 1e-5;
 const GRAD_TOL: f64 = 1e-4;
 
 pub(crate) fn run(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
-    let gpu = Gpu::with_adapter(a.device.as_deref())?;
-    println!("adapter: {} ({:?})", gpu.info().name, gpu.info().backend);
     let (t, b, n_in, n_h) = (a.seq_len, a.batch, a.input, a.hidden);
-    let lstm = Lstm::new(&gpu, LstmConfig::new(n_in, n_h).with_seed(a.seed))?;
     // The f64 reference runs on the host: keep the problem to what it does in minutes.
     let work = [t, b, n_in.max(n_h), n_h]
         .iter()
@@ -48,12 +51,23 @@ pub(crate) fn run(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
             "check needs T, B ≥ 1 and T·B·max(I,H)·H ≤ 2^32 (the host reference must finish); got T={t} B={b} I={n_in} H={n_h}"
         )));
     }
+    let (cell, proj_size, nonlinearity) = a.cell.resolve();
+    let config = LstmConfig::new(n_in, n_h)
+        .with_cell(cell)
+        .with_proj_size(proj_size)
+        .with_nonlinearity(nonlinearity)
+        .with_seed(a.seed);
+    config.validate()?;
+    let gpu = Gpu::with_adapter(a.device.as_deref())?;
+    println!("adapter: {} ({:?})", gpu.info().name, gpu.info().backend);
+    let lstm = Lstm::new(&gpu, config)?;
+    let r = config.output_size();
     let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed.wrapping_add(1));
     let mut random =
         |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..=1.0)).collect() };
-    let (x, dy) = (random(t * b * n_in), random(t * b * n_h));
+    let (x, dy) = (random(t * b * n_in), random(t * b * r));
     let xt = Tensor::from_slice(&gpu, &[t, b, n_in], &x)?;
-    let dyt = Tensor::from_slice(&gpu, &[t, b, n_h], &dy)?;
+    let dyt = Tensor::from_slice(&gpu, &[t, b, r], &dy)?;
 
     let start = Instant::now();
     let out = lstm.forward_train(&xt, None, None)?;
@@ -66,7 +80,13 @@ pub(crate) fn run(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
         },
         false,
     )?;
-    let grads: Vec<Vec<f32>> = names()
+    let names: Vec<String> = lstm
+        .params()
+        .views()
+        .iter()
+        .map(|v| v.name.clone())
+        .collect();
+    let grads: Vec<Vec<f32>> = names
         .iter()
         .map(|n| lstm.params().grad(n))
         .collect::<Result<_, _>>()?;
@@ -75,28 +95,23 @@ pub(crate) fn run(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
     let elapsed = start.elapsed();
 
     let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
-    let get = |n: &str| lstm.params().get(n).map(|v| f64s(&v));
-    let p = LstmParams {
-        input_size: n_in,
-        hidden_size: n_h,
-        weight_ih: get("weight_ih_l0")?,
-        weight_hh: get("weight_hh_l0")?,
-        bias_ih: get("bias_ih_l0")?,
-        bias_hh: get("bias_hh_l0")?,
-        weight_hr: None,
+    let params: HashMap<String, Vec<f64>> = names
+        .iter()
+        .map(|n| Ok((n.clone(), f64s(&lstm.params().get(n)?))))
+        .collect::<wgpu_lstm::Result<_>>()?;
+    let shape = StackShape::of(&config);
+    let xr = f64s(&x);
+    let inputs = StackInputs {
+        x: &xr,
+        steps: t,
+        batch: b,
+        lengths: None,
+        h0: None,
+        c0: None,
     };
-    let fwd = reference::lstm_forward(&p, &f64s(&x), t, b, None, None);
-    let want = reference::lstm_backward(&p, &f64s(&x), &fwd, &f64s(&dy), None, None);
-    let mut all: Vec<f64> = [
-        &want.weight_ih,
-        &want.weight_hh,
-        &want.bias_ih,
-        &want.bias_hh,
-    ]
-    .into_iter()
-    .flatten()
-    .copied()
-    .collect();
+    let fwd = reference::stack_forward(&shape, &params, &inputs);
+    let want = reference::stack_backward(&shape, &params, &inputs, &f64s(&dy), None, None);
+    let mut all: Vec<f64> = names.iter().flat_map(|n| want.params[n].clone()).collect();
     let clip_ref = reference::clip_grad_norm(&mut all, a.clip as f64);
 
     let mut ok = true;
@@ -104,11 +119,16 @@ pub(crate) fn run(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
         let pass = err <= tol;
         ok &= pass;
         println!(
-            "  {what:<14} max error {err:.2e}  (tolerance {tol:.0e}) {}",
+            "  {what:<16} max error {err:.2e}  (tolerance {tol:.0e}) {}",
             if pass { "ok" } else { "FAIL" }
         );
     };
-    println!("T={t} B={b} I={n_in} H={n_h}: forward, backward, clip in {:.1} ms (wall, readbacks included)", elapsed.as_secs_f64() * 1e3);
+    println!(
+        "nn.{} T={t} B={b} I={n_in} H={n_h}{}: forward, backward, clip in {:.1} ms (wall, readbacks included)",
+        cell.name(),
+        if proj_size > 0 { format!(" P={proj_size}") } else { String::new() },
+        elapsed.as_secs_f64() * 1e3
+    );
     report("y", elementwise(&out.y.to_vec()?, &fwd.y), FORWARD_TOL);
     report(
         "h_n",
@@ -120,26 +140,24 @@ pub(crate) fn run(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
         elementwise(&out.c_n.to_vec()?, &fwd.c_n),
         FORWARD_TOL,
     );
-    let wants = [
-        &want.weight_ih,
-        &want.weight_hh,
-        &want.bias_ih,
-        &want.bias_hh,
-    ];
     report("dx", scaled(&back.dx.to_vec()?, &want.x), GRAD_TOL);
     report("dh0", scaled(&back.dh0.to_vec()?, &want.h0), GRAD_TOL);
     report("dc0", scaled(&back.dc0.to_vec()?, &want.c0), GRAD_TOL);
-    for ((name, got), w) in names().iter().zip(&grads).zip(wants) {
-        report(&format!("d{name}"), scaled(got, w), GRAD_TOL);
+    for (name, got) in names.iter().zip(&grads) {
+        report(
+            &format!("d{name}"),
+            scaled(got, &want.params[name]),
+            GRAD_TOL,
+        );
     }
     report(
         "clip norm",
         (norm as f64 - clip_ref.total_norm).abs() / clip_ref.total_norm,
         1e-5,
     );
-    let d = DispatchCounts::for_steps(t);
+    let d = DispatchCounts::for_config(&config, t);
     println!(
-        "dispatches: forward {} (1 GEMM + {t} steps), backward {} ({t} steps + dh0 + 4 GEMMs + bias sum), clip {}; one submit each",
+        "dispatches: forward {}, backward {}, clip {}; one submit each",
         d.forward, d.backward, d.clip
     );
     println!(
@@ -151,10 +169,6 @@ pub(crate) fn run(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-fn names() -> [&'static str; 4] {
-    ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
 }
 
 fn elementwise(got: &[f32], want: &[f64]) -> f64 {
