@@ -1,5 +1,5 @@
 //! The gradient-flow lab: measures, on the GPU, how the gradient of a loss at the last step
-//! flows back through time in an LSTM and in a vanilla RNN of the same size (DESIGN.md §1).
+//! flows back through time in an LSTM, a GRU and a vanilla RNN of the same size (DESIGN.md §1).
 //!
 //! The lecture's claims, and what is measured for each:
 //! - through the cell states the LSTM's gradient is multiplied by the forget gates, so it
@@ -8,6 +8,8 @@
 //!   their norm is below 1: ‖∂L/∂h_k‖ of the RNN;
 //! - through the output gate the LSTM's gradient can still explode, at most by the factor
 //!   ‖K‖·‖W_o‖₂ per step (K = diag(tanh(c) ⊙ o'), W_o the output-gate block of weight_hh);
+//! - the GRU's explicit path ∂h_t/∂h_{t-1} ∋ diag(z_t): its update gate plays the forget
+//!   gate's role, so its gradient persists where z stays near 1;
 //! - global-norm clipping caps the update whatever the gradient did.
 
 use crate::error::{Error, Result};
@@ -29,7 +31,8 @@ pub struct LabConfig {
     pub input: usize,
     /// Sequences averaged over (norms are over the batch).
     pub batch: usize,
-    /// Added to the LSTM's forget-gate bias (large: gates saturated open).
+    /// Added to the bias of the gates that keep the state: the LSTM's forget gate and the
+    /// GRU's update gate (large: saturated open, the state persists).
     pub forget_bias: f32,
     /// Multiplies the recurrent weights of both models.
     pub recurrent_scale: f32,
@@ -66,6 +69,10 @@ pub struct LabResult {
     pub lstm: GradientProbes,
     /// ‖∂L/∂h_k‖ of the RNN.
     pub rnn_dh_norm: Vec<f32>,
+    /// The GRU's probes: ‖∂L/∂h_k‖, the explicit path through the update gates
+    /// (`path_norm`) and the mean update-gate product z_{T-1} ⊙ … ⊙ z_{k+1}
+    /// (`forget_product_mean`); `dc_norm` is zero (no cell state).
+    pub gru: GradientProbes,
     /// ‖K‖ = max over steps, batch and units of |tanh(c_k) ⊙ o_k (1 - o_k)|.
     pub k_norm: f64,
     /// ‖W_o‖₂ of the LSTM (power iteration).
@@ -173,6 +180,29 @@ pub fn run_lab(gpu: &Gpu, c: &LabConfig) -> Result<LabResult> {
         .ok_or_else(|| Error::Invalid("no cache".into()))?;
     let (_, rnn_probes) = rnn.backward_probed(rnn_cache, &grads, false)?;
 
+    let gru = Lstm::new(
+        gpu,
+        LstmConfig::new(c.input, n_h)
+            .with_cell(Cell::Gru)
+            .with_seed(c.seed),
+    )?;
+    let g = gru.params();
+    g.set(
+        "weight_hh_l0",
+        &scaled(g.get("weight_hh_l0")?, c.recurrent_scale),
+    )?;
+    let mut b_hz = g.get("bias_hh_l0")?;
+    b_hz[n_h..2 * n_h]
+        .iter_mut()
+        .for_each(|b| *b += c.forget_bias);
+    g.set("bias_hh_l0", &b_hz)?;
+    let gru_out = gru.forward_train(&xt, None, None)?;
+    let gru_cache = gru_out
+        .cache
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("no cache".into()))?;
+    let (_, gru_probes) = gru.backward_probed(gru_cache, &grads, false)?;
+
     // ‖K‖ from the f64 reference forward with the same weights (the gates are not read back).
     let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
     let params = LstmParams {
@@ -200,6 +230,7 @@ pub fn run_lab(gpu: &Gpu, c: &LabConfig) -> Result<LabResult> {
         config: *c,
         lstm: probes,
         rnn_dh_norm: rnn_probes.dh_norm,
+        gru: gru_probes,
         k_norm,
         w_o_norm: spectral_norm(&f64s(&w_hh[3 * n_h * n_h..]), n_h, n_h),
         rnn_w_norm: spectral_norm(&f64s(&rnn_w), n_h, n_h),
@@ -212,18 +243,21 @@ impl LabResult {
     /// One row per step k: every probe.
     pub fn csv(&self) -> String {
         let mut s = String::from(
-            "k,lstm_dc_norm,lstm_dh_norm,t0_path_norm,forget_product_mean,rnn_dh_norm\n",
+            "k,lstm_dc_norm,lstm_dh_norm,t0_path_norm,forget_product_mean,rnn_dh_norm,gru_dh_norm,gru_z_path_norm,update_product_mean\n",
         );
         for k in 0..self.rnn_dh_norm.len() {
             let l = &self.lstm;
             let _ = writeln!(
                 s,
-                "{k},{:e},{:e},{:e},{:e},{:e}",
+                "{k},{:e},{:e},{:e},{:e},{:e},{:e},{:e},{:e}",
                 l.dc_norm[k],
                 l.dh_norm[k],
                 l.path_norm[k],
                 l.forget_product_mean[k],
-                self.rnn_dh_norm[k]
+                self.rnn_dh_norm[k],
+                self.gru.dh_norm[k],
+                self.gru.path_norm[k],
+                self.gru.forget_product_mean[k]
             );
         }
         s
@@ -243,7 +277,7 @@ impl LabResult {
         );
         let _ = writeln!(
             s,
-            "settings: forget bias +{}, recurrent scale {}, output-gate scale {}, seed {}",
+            "settings: forget (LSTM) and update (GRU) gate bias +{}, recurrent scale {}, output-gate scale {}, seed {}",
             c.forget_bias, c.recurrent_scale, c.output_gate_scale, c.seed
         );
         let _ = writeln!(s, "\nper-step rate going back in time (geometric mean of |g_k| / |g_k+1|), and |g_0| / |g_T-1|:");
@@ -252,6 +286,8 @@ impl LabResult {
             ("LSTM hidden     |dL/dh_k|", &l.dh_norm),
             ("explicit path t0 (f only)", &l.path_norm),
             ("RNN hidden      |dL/dh_k|", &self.rnn_dh_norm),
+            ("GRU hidden      |dL/dh_k|", &self.gru.dh_norm),
+            ("GRU path via z  (z only) ", &self.gru.path_norm),
         ] {
             let _ = writeln!(
                 s,
@@ -264,6 +300,11 @@ impl LabResult {
             s,
             "  mean forget-gate product f_T-1 ⊙ … ⊙ f_1: {:.3e} (t0 vanishes only where the forward pass forgot)",
             l.forget_product_mean[0]
+        );
+        let _ = writeln!(
+            s,
+            "  mean update-gate product z_T-1 ⊙ … ⊙ z_1: {:.3e} (the GRU's explicit path ∂h_t/∂h_t-1 ∋ diag(z_t))",
+            self.gru.forget_product_mean[0]
         );
         let _ = writeln!(
             s,

@@ -24,7 +24,7 @@ enum Command {
     /// Generate text from a character-model checkpoint.
     Sample(cli::sample::SampleArgs),
     /// The lecture's experiment: measure how the gradient of a loss at the last step flows back
-    /// through time in an LSTM and a vanilla RNN; writes a CSV, an SVG plot and a summary.
+    /// through time in an LSTM, a GRU and a vanilla RNN; writes a CSV, an SVG plot and a summary.
     Gradflow(cli::gradflow::GradflowArgs),
     /// Time inference and training (forward + backward + clip) at standard sizes; prints a
     /// table (or JSON) with ms per call, µs per step, GFLOP/s, dispatches per step and memory.

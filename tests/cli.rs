@@ -302,10 +302,12 @@ fn gradflow_writes_csv_svg_and_summary() {
     let csv = std::fs::read_to_string(dir.join("gradflow.csv")).unwrap();
     assert_eq!(csv.lines().count(), 101);
     assert!(
-        csv.starts_with("k,lstm_dc_norm,lstm_dh_norm,t0_path_norm,forget_product_mean,rnn_dh_norm")
+        csv.starts_with("k,lstm_dc_norm,lstm_dh_norm,t0_path_norm,forget_product_mean,rnn_dh_norm,gru_dh_norm,gru_z_path_norm,update_product_mean\n")
     );
     let svg = std::fs::read_to_string(dir.join("gradflow.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("RNN |dL/dh_k|"));
+    assert!(
+        svg.starts_with("<svg") && svg.contains("RNN |dL/dh_k|") && svg.contains("GRU |dL/dh_k|")
+    );
     assert!(std::fs::read_to_string(dir.join("summary.txt"))
         .unwrap()
         .contains("per-step rate"));

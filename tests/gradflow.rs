@@ -6,7 +6,9 @@ mod common;
 
 use common::*;
 use wgpu_lstm::lab::{per_step_rate, run_lab, LabConfig};
-use wgpu_lstm::reference::{lstm_backward, lstm_forward, rnn_backward, rnn_forward};
+use wgpu_lstm::reference::{
+    gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward,
+};
 use wgpu_lstm::{Cell, Lstm, LstmConfig, OutputGrads};
 
 /// Norms over (B, H) of a [T, B, H] array, per step.
@@ -122,6 +124,46 @@ fn probes_match_the_reference_and_t0_its_closed_form() {
         &probes.dh_norm,
         &step_norms(&g.dh_steps, steps),
     );
+
+    // The GRU: ∂L/∂h_k, and the explicit path through the update gates
+    // dL/dh_T-1 ⊙ z_T-1 ⊙ … ⊙ z_k+1 with the product of the z.
+    let gru = Lstm::new(
+        gpu(),
+        LstmConfig::new(input, hidden)
+            .with_cell(Cell::Gru)
+            .with_seed(5),
+    )
+    .unwrap();
+    let out = gru.forward_train(&xt, None, None).unwrap();
+    let (_, probes) = gru
+        .backward_probed(out.cache.as_ref().unwrap(), &grads, false)
+        .unwrap();
+    let p = reference_params(&gru);
+    let fwd = gru_forward(&p, &xr, steps, batch, None);
+    let g = gru_backward(&p, &xr, &fwd, &vec![0.0; steps * bh], Some(&dhr));
+    assert_curve(
+        "GRU |dL/dh_k|",
+        &probes.dh_norm,
+        &step_norms(&g.dh_steps, steps),
+    );
+    let z = |t: usize, b: usize, j: usize| fwd.gates[(t * batch + b) * 4 * hidden + hidden + j];
+    let (mut path, mut zprod) = (vec![0.0; steps * bh], vec![0.0; steps * bh]);
+    for b in 0..batch {
+        for j in 0..hidden {
+            let (mut v, mut product) = (dhr[b * hidden + j], 1.0);
+            for k in (0..steps).rev() {
+                path[k * bh + b * hidden + j] = v;
+                zprod[k * bh + b * hidden + j] = product;
+                v *= z(k, b, j);
+                product *= z(k, b, j);
+            }
+        }
+    }
+    assert_curve("GRU z path", &probes.path_norm, &step_norms(&path, steps));
+    let means: Vec<f64> = (0..steps)
+        .map(|k| zprod[k * bh..(k + 1) * bh].iter().sum::<f64>() / bh as f64)
+        .collect();
+    assert_curve("update product", &probes.forget_product_mean, &means);
 }
 
 #[test]
@@ -155,6 +197,11 @@ fn lstm_keeps_its_gradient_where_the_rnn_loses_it() {
     // The explicit path through the forget gates alone persists as well (f ≈ 1).
     assert!(r.lstm.forget_product_mean[0] > 0.99);
     assert!(per_step_rate(&r.rnn_dh_norm) < 0.9);
+    // The GRU with its update gates saturated open (z ≈ 1): h_t ≈ h_t-1, and its gradient
+    // persists along the explicit path diag(z_t), as the LSTM's does along diag(f_t).
+    let gru_ratio = r.gru.dh_norm[0] / r.gru.dh_norm[t - 1];
+    assert!(gru_ratio > 0.5, "GRU gradient ratio {gru_ratio:e}");
+    assert!(r.gru.forget_product_mean[0] > 0.99);
 }
 
 #[test]

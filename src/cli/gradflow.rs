@@ -69,7 +69,7 @@ fn svg(result: &LabResult) -> wgpu_lstm::Result<String> {
     let plot_err = |e: String| wgpu_lstm::Error::Invalid(format!("plotting failed: {e}"));
     let t = result.rnn_dh_norm.len();
     let l = &result.lstm;
-    let curves: [(&str, &Vec<f32>, RGBColor); 4] = [
+    let curves: [(&str, &Vec<f32>, RGBColor); 5] = [
         (
             "LSTM cell path |dL/dc_k|",
             &l.dc_norm,
@@ -78,6 +78,11 @@ fn svg(result: &LabResult) -> wgpu_lstm::Result<String> {
         ("LSTM hidden |dL/dh_k|", &l.dh_norm, RGBColor(44, 160, 44)),
         ("explicit path t0", &l.path_norm, RGBColor(255, 127, 14)),
         ("RNN |dL/dh_k|", &result.rnn_dh_norm, RGBColor(214, 39, 40)),
+        (
+            "GRU |dL/dh_k|",
+            &result.gru.dh_norm,
+            RGBColor(148, 103, 189),
+        ),
     ];
     // Log axis: zeros and underflows sit on the floor.
     let floor = 1e-30f64;
