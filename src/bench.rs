@@ -175,14 +175,7 @@ pub fn measure(
                     .cache
                     .as_ref()
                     .ok_or_else(|| Error::Invalid("no cache".into()))?;
-                lstm.backward(
-                    cache,
-                    &OutputGrads {
-                        dy: Some(&dy),
-                        ..Default::default()
-                    },
-                    false,
-                )?;
+                lstm.backward(cache, &OutputGrads::dy(&dy), false)?;
                 lstm.params().clip_grad_norm(1.0, false)?;
                 out.y.buffer().size() + cache.activation_bytes() + 4 * lstm.params().len() as u64
             }

@@ -80,12 +80,7 @@ pub(crate) fn run(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
         },
         false,
     )?;
-    let names: Vec<String> = lstm
-        .params()
-        .views()
-        .iter()
-        .map(|v| v.name.clone())
-        .collect();
+    let names = lstm.params().names();
     let grads: Vec<Vec<f32>> = names
         .iter()
         .map(|n| lstm.params().grad(n))

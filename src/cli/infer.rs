@@ -111,12 +111,7 @@ pub(crate) fn run(a: &InferArgs) -> wgpu_lstm::Result<ExitCode> {
         if lstm_cell {
             put(&mut results, "grad.c0".into(), &back.dc0)?;
         }
-        let names: Vec<String> = lstm
-            .params()
-            .views()
-            .iter()
-            .map(|v| v.name.clone())
-            .collect();
+        let names = lstm.params().names();
         for n in &names {
             put(
                 &mut results,

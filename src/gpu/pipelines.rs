@@ -134,6 +134,23 @@ impl Gpu {
             })
     }
 
+    /// A bind group of `pipeline`'s group 0 whose binding 0 is a new uniform buffer holding
+    /// `params` (named `what`) and binding `i + 1` is the whole of `buffers[i]`: how most
+    /// kernels pass their sizes and operands.
+    pub(crate) fn uniform_group<T: bytemuck::Pod>(
+        &self,
+        pipeline: &Pipeline,
+        what: &str,
+        params: &T,
+        buffers: &[&wgpu::Buffer],
+    ) -> crate::error::Result<wgpu::BindGroup> {
+        let uniform = self.uniform(what, params)?;
+        let all: Vec<&wgpu::Buffer> = std::iter::once(&uniform)
+            .chain(buffers.iter().copied())
+            .collect();
+        Ok(self.bind_group(pipeline, 0, &all))
+    }
+
     /// A bind group of `pipeline`'s group `group` whose only binding is a `size`-byte window of
     /// `buffer`, moved by a dynamic offset at each dispatch.
     pub(crate) fn bind_group_window(

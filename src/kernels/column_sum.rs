@@ -80,13 +80,12 @@ pub(crate) fn encode(
         rows_per_split: ROWS_PER_SPLIT as u32,
         splits: splits as u32,
     };
-    let uniform = gpu.uniform("column sum params", &params)?;
     // Every partial is written before `sum_splits` reads it.
     let partials = gpu.scratch(
         "column sum partials",
         if splits > 1 { splits * cols } else { 1 },
     )?;
-    let group = gpu.bind_group(&sum, 0, &[&uniform, src, dst, &partials]);
+    let group = gpu.uniform_group(&sum, "column sum params", &params, &[src, dst, &partials])?;
     gpu.launch(pass, &sum, &group, wg);
     if splits > 1 {
         let finish = pipeline("sum_splits")?;

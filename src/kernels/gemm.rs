@@ -84,7 +84,25 @@ pub(crate) struct Gemm<'a> {
     pub bias: Option<(&'a wgpu::Buffer, usize, Option<usize>)>,
 }
 
-impl Operand<'_> {
+impl<'a> Operand<'a> {
+    /// The row-major matrix at element `offset` of `buffer`, rows `stride` apart.
+    pub fn new(buffer: &'a wgpu::Buffer, offset: usize, stride: usize) -> Operand<'a> {
+        Operand {
+            buffer,
+            offset,
+            stride,
+            transposed: false,
+        }
+    }
+
+    /// The same matrix, used transposed.
+    pub fn t(self) -> Operand<'a> {
+        Operand {
+            transposed: true,
+            ..self
+        }
+    }
+
     /// Whether the vec4 entry point can stage this operand: its offset and row stride are
     /// multiples of 4, and so is its extent along memory (`contiguous`), so that each vec4 it
     /// loads lies wholly inside or outside the matrix.
@@ -95,7 +113,43 @@ impl Operand<'_> {
     }
 }
 
-impl Gemm<'_> {
+impl<'a> Gemm<'a> {
+    /// `C[m, n] = A · B` (`[m, k]` by `[k, n]`), written to `c` from element `c_offset`.
+    pub fn new(
+        (m, n, k): (usize, usize, usize),
+        a: Operand<'a>,
+        b: Operand<'a>,
+        (c, c_offset): (&'a wgpu::Buffer, usize),
+    ) -> Gemm<'a> {
+        Gemm {
+            m,
+            n,
+            k,
+            a,
+            b,
+            c,
+            c_offset,
+            accumulate: false,
+            bias: None,
+        }
+    }
+
+    /// Added to what C holds instead of overwriting it, when `yes`.
+    pub fn accumulate(self, yes: bool) -> Gemm<'a> {
+        Gemm {
+            accumulate: yes,
+            ..self
+        }
+    }
+
+    /// Plus the row `bias[first..]` (and `bias[second..]`) on every row of C.
+    pub fn bias(self, bias: &'a wgpu::Buffer, first: usize, second: Option<usize>) -> Gemm<'a> {
+        Gemm {
+            bias: Some((bias, first, second)),
+            ..self
+        }
+    }
+
     /// Whether both operands can be loaded as vec4 (A is `[m, k]`, stored `[k, m]` when
     /// transposed; B is `[k, n]`, stored `[n, k]` when transposed).
     pub fn vec4_loads(&self) -> bool {
@@ -145,9 +199,7 @@ pub(crate) fn encode(gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, op: &Gemm<'_>)
         ldc: op.n as u32,
         bias2_offset: bias2_offset as u32,
     };
-    let uniform = gpu.uniform("gemm params", &params)?;
     let buffers = [
-        &uniform,
         op.a.buffer,
         op.b.buffer,
         bias_buffer,
@@ -155,7 +207,7 @@ pub(crate) fn encode(gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, op: &Gemm<'_>)
         op.a.buffer,
         op.b.buffer,
     ];
-    let group = gpu.bind_group(&pipeline, 0, &buffers);
+    let group = gpu.uniform_group(&pipeline, "gemm params", &params, &buffers)?;
     gpu.launch(pass, &pipeline, &group, wg);
     Ok(())
 }

@@ -84,9 +84,8 @@ pub(crate) fn encode(
         scale,
         _pad: 0,
     };
-    let uniform = gpu.uniform("loss params", &params)?;
-    let buffers = [&uniform, b.input, b.targets, b.grad, b.rows, b.out];
-    let group = gpu.bind_group(&per_row, 0, &buffers);
+    let buffers = [b.input, b.targets, b.grad, b.rows, b.out];
+    let group = gpu.uniform_group(&per_row, "loss params", &params, &buffers)?;
     gpu.launch(pass, &per_row, &group, wg);
     gpu.launch(pass, &mean, &group, [1, 1, 1]);
     Ok(())
@@ -110,8 +109,7 @@ pub(crate) fn encode_one_hot(
         scale: 0.0,
         _pad: 0,
     };
-    let uniform = gpu.uniform("one-hot params", &params)?;
-    let group = gpu.bind_group(&pipeline, 0, &[&uniform, tokens, dst]);
+    let group = gpu.uniform_group(&pipeline, "one-hot params", &params, &[tokens, dst])?;
     gpu.launch(pass, &pipeline, &group, grid);
     Ok(())
 }

@@ -81,9 +81,8 @@ pub(crate) fn encode(
     )?;
     let key = PipelineKey::plain("optim", "optimizer_step");
     let pipeline = gpu.pipeline(key, &[&BINDINGS], 0, source)?;
-    let uniform = gpu.uniform("optimizer params", params)?;
-    let buffers = [&uniform, b.params, b.grads, b.state1, b.state2, b.clip];
-    let group = gpu.bind_group(&pipeline, 0, &buffers);
+    let buffers = [b.params, b.grads, b.state1, b.state2, b.clip];
+    let group = gpu.uniform_group(&pipeline, "optimizer params", params, &buffers)?;
     gpu.launch(pass, &pipeline, &group, grid);
     Ok(())
 }

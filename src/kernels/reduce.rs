@@ -71,9 +71,13 @@ pub(crate) fn encode_clip(
         flags,
         max_norm,
     };
-    let uniform = gpu.uniform("clip params", &params)?;
     // One bind group serves the three pipelines: their layouts are equal.
-    let group = gpu.bind_group(&sum_squares, 0, &[&uniform, data, &partial_buffer, result]);
+    let group = gpu.uniform_group(
+        &sum_squares,
+        "clip params",
+        &params,
+        &[data, &partial_buffer, result],
+    )?;
     gpu.launch(pass, &sum_squares, &group, [partials, 1, 1]);
     gpu.launch(pass, &finish_norm, &group, [1, 1, 1]);
     gpu.launch(pass, &scale, &group, scale_grid);
@@ -102,10 +106,14 @@ pub(crate) fn encode_row_norms(
         flags: 0,
         max_norm: 0.0,
     };
-    let uniform = gpu.uniform("row norm params", &params)?;
     // The partials binding is unused here (but must not alias a writable binding).
     let unused = gpu.scratch("unused partials", 4)?;
-    let group = gpu.bind_group(&row_norms, 0, &[&uniform, data, &unused, result]);
+    let group = gpu.uniform_group(
+        &row_norms,
+        "row norm params",
+        &params,
+        &[data, &unused, result],
+    )?;
     gpu.launch(pass, &row_norms, &group, [x, y, 1]);
     Ok(())
 }

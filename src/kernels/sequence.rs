@@ -102,10 +102,14 @@ pub(crate) fn encode(
         keep_scale,
         _pad: [0; 3],
     };
-    let uniform = gpu.uniform("sequence copy params", &params)?;
     // The lengths binding is unused without MASK; any buffer will do.
     let lengths = op.lengths.unwrap_or(op.src);
-    let group = gpu.bind_group(&pipeline, 0, &[&uniform, op.src, lengths, op.dst]);
+    let group = gpu.uniform_group(
+        &pipeline,
+        "sequence copy params",
+        &params,
+        &[op.src, lengths, op.dst],
+    )?;
     gpu.launch(pass, &pipeline, &group, grid);
     Ok(())
 }

@@ -78,6 +78,11 @@ impl ParamArena {
         &self.views
     }
 
+    /// The names of the views, in layout order.
+    pub fn names(&self) -> Vec<String> {
+        self.views.iter().map(|v| v.name.clone()).collect()
+    }
+
     /// Total number of parameters.
     pub fn len(&self) -> usize {
         self.len

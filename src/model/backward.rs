@@ -267,102 +267,62 @@ impl Lstm {
         let (rows, gate_rows, r) = (plan.rows(), plan.gate_rows(), plan.out);
         let grads = self.arena.grads_buffer();
         let gpu = &self.gpu;
-        // dG rows from `row` on, transposed: the recurrent side, or the input side.
-        let side_t = |side: usize, row: usize| Operand {
-            buffer: dg,
-            offset: side + row * gate_rows,
-            stride: gate_rows,
-            transposed: true,
-        };
-        let dg_t = |row: usize| side_t(0, row);
-        let product = |m, n, k, a, b, c_offset, accumulate| Gemm {
-            m,
-            n,
-            k,
-            a,
-            b,
-            c: grads,
-            c_offset,
-            accumulate,
-            bias: None,
-        };
+        // Gradient `offset` of the arena (+)= aᵀ · b over `k` rows, a being rows of dG.
+        let weight_grad =
+            |pass: &mut wgpu::ComputePass<'_>, (m, n, k), a: Operand, b, offset, add| {
+                gemm::encode(
+                    gpu,
+                    pass,
+                    &Gemm::new((m, n, k), a.t(), b, (grads, offset)).accumulate(add),
+                )
+            };
+        // dG rows from `row` on: the recurrent side (or the input side, from `dinput_at`).
+        let dg_rows = |side: usize, row: usize| Operand::new(dg, side + row * gate_rows, gate_rows);
         // dW_ih = dGᵀ · input
-        let input = Operand {
-            buffer: &lc.input,
-            offset: lc.input_offset,
-            stride: p.in_size,
-            transposed: false,
-        };
-        gemm::encode(
-            gpu,
+        let input = Operand::new(&lc.input, lc.input_offset, p.in_size);
+        let d_input = dg_rows(plan.dinput_at(), 0);
+        weight_grad(
             pass,
-            &product(
-                gate_rows,
-                p.in_size,
-                rows,
-                side_t(plan.dinput_at(), 0),
-                input,
-                p.w_ih,
-                accumulate,
-            ),
+            (gate_rows, p.in_size, rows),
+            d_input,
+            input,
+            p.w_ih,
+            accumulate,
         )?;
         // dW_hh = Σ_t dG_tᵀ · h_prev(t): the steps that read a previous step's h (one GEMM over
         // (T-1)·B rows of hs), plus the step that read the initial state (B rows).
         let (first_row, prev_row) = if p.reverse() { (0, batch) } else { (batch, 0) };
-        let previous = Operand {
-            buffer: &lc.hs,
-            offset: prev_row * plan.dirs * r + p.dir * r,
-            stride: plan.dirs * r,
-            transposed: false,
-        };
-        let steps_after_first = product(
-            gate_rows,
-            r,
-            rows - batch,
-            dg_t(first_row),
+        let previous = Operand::new(&lc.hs, prev_row * plan.dirs * r + p.dir * r, plan.dirs * r);
+        let after_first = dg_rows(0, first_row);
+        weight_grad(
+            pass,
+            (gate_rows, r, rows - batch),
+            after_first,
             previous,
             p.w_hh,
             accumulate,
-        );
-        gemm::encode(gpu, pass, &steps_after_first)?;
+        )?;
         let init_step = if p.reverse() { steps - 1 } else { 0 };
-        let h0 = Operand {
-            buffer: &cache.state,
-            offset: plan.h0_at(p),
-            stride: r,
-            transposed: false,
-        };
-        gemm::encode(
-            gpu,
+        let h0 = Operand::new(&cache.state, plan.h0_at(p), r);
+        weight_grad(
             pass,
-            &product(
-                gate_rows,
-                r,
-                batch,
-                dg_t(init_step * batch),
-                h0,
-                p.w_hh,
-                true,
-            ),
+            (gate_rows, r, batch),
+            dg_rows(0, init_step * batch),
+            h0,
+            p.w_hh,
+            true,
         )?;
         // dW_hr = Σ_t dh_tᵀ · (o_t ⊙ tanh(c_t)), the projection's gradient and input.
         if let Some(w_hr) = p.w_hr {
-            let dproj = Operand {
-                buffer: dg,
-                offset: plan.dproj_at(),
-                stride: r,
-                transposed: true,
-            };
-            let unprojected = Operand {
-                buffer: &lc.hs,
-                offset: plan.hu_at(p.dir),
-                stride: plan.hidden,
-                transposed: false,
-            };
-            gemm::encode(
-                gpu,
+            let dproj = Operand::new(dg, plan.dproj_at(), r);
+            let unprojected = Operand::new(&lc.hs, plan.hu_at(p.dir), plan.hidden);
+            weight_grad(
                 pass,
-                &product(r, plan.hidden, rows, dproj, unprojected, w_hr, accumulate),
+                (r, plan.hidden, rows),
+                dproj,
+                unprojected,
+                w_hr,
+                accumulate,
             )?;
         }
         if let Some((b_ih, b_hh)) = p.bias {
@@ -398,30 +358,9 @@ impl Lstm {
         dx: &wgpu::Buffer,
     ) -> Result<()> {
         let gate_rows = plan.gate_rows();
-        gemm::encode(
-            &self.gpu,
-            pass,
-            &Gemm {
-                m: plan.rows(),
-                n: p.in_size,
-                k: gate_rows,
-                a: Operand {
-                    buffer: dg,
-                    offset: plan.dinput_at(),
-                    stride: gate_rows,
-                    transposed: false,
-                },
-                b: Operand {
-                    buffer: self.arena.params_buffer(),
-                    offset: p.w_ih,
-                    stride: p.in_size,
-                    transposed: false,
-                },
-                c: dx,
-                c_offset: 0,
-                accumulate: p.dir > 0,
-                bias: None,
-            },
-        )
+        let d_input = Operand::new(dg, plan.dinput_at(), gate_rows);
+        let w_ih = Operand::new(self.arena.params_buffer(), p.w_ih, p.in_size);
+        let product = Gemm::new((plan.rows(), p.in_size, gate_rows), d_input, w_ih, (dx, 0));
+        gemm::encode(&self.gpu, pass, &product.accumulate(p.dir > 0))
     }
 }

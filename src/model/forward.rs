@@ -247,36 +247,21 @@ impl Lstm {
         shared: &Shared<'_>,
     ) -> Result<()> {
         let params = self.arena.params_buffer();
-        let in_size = p.in_size;
-        gemm::encode(
-            &self.gpu,
-            pass,
-            &Gemm {
-                m: plan.rows(),
-                n: plan.gate_rows(),
-                k: in_size,
-                a: Operand {
-                    buffer: input,
-                    offset: input_offset,
-                    stride: in_size,
-                    transposed: false,
-                },
-                b: Operand {
-                    buffer: params,
-                    offset: p.w_ih,
-                    stride: in_size,
-                    transposed: true,
-                },
-                c: shared.xproj,
-                c_offset: 0,
-                accumulate: false,
-                // b_hh too, where the cell lets the projection fold it in.
-                bias: p.bias.map(|(b_ih, b_hh)| {
-                    let fold = plan.cell.folds_recurrent_bias().then_some(b_hh);
-                    (params.as_ref(), b_ih, fold)
-                }),
-            },
-        )
+        let x = Operand::new(input, input_offset, p.in_size);
+        let w_ih = Operand::new(params, p.w_ih, p.in_size).t();
+        let size = (plan.rows(), plan.gate_rows(), p.in_size);
+        // b_ih, and b_hh too where the cell lets the projection fold it in.
+        let (b_ih, b_hh) = p.bias.unwrap_or_default();
+        let product = Gemm::new(size, x, w_ih, (shared.xproj, 0));
+        let product = match p.bias {
+            Some(_) => product.bias(
+                params,
+                b_ih,
+                plan.cell.folds_recurrent_bias().then_some(b_hh),
+            ),
+            None => product,
+        };
+        gemm::encode(&self.gpu, pass, &product)
     }
 
     /// The step dispatches of part `p` over the whole sequence, in processing order.

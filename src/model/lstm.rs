@@ -101,14 +101,7 @@ impl Lstm {
         h0: Option<&Tensor>,
         c0: Option<&Tensor>,
     ) -> Result<LstmOutput> {
-        self.run(
-            x,
-            &ForwardOptions {
-                h0,
-                c0,
-                ..Default::default()
-            },
-        )
+        self.run(x, &ForwardOptions::states(h0, c0))
     }
 
     /// Training forward: like [`Lstm::forward`], and keeps what [`Lstm::backward`] needs in
@@ -119,15 +112,11 @@ impl Lstm {
         h0: Option<&Tensor>,
         c0: Option<&Tensor>,
     ) -> Result<LstmOutput> {
-        self.run(
-            x,
-            &ForwardOptions {
-                h0,
-                c0,
-                train: true,
-                ..Default::default()
-            },
-        )
+        let train = ForwardOptions {
+            train: true,
+            ..ForwardOptions::states(h0, c0)
+        };
+        self.run(x, &train)
     }
 
     /// The forward pass over `x` (`[T, B, I]`, or `[B, T, I]` batch-first) with all options.

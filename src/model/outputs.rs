@@ -18,6 +18,17 @@ pub struct ForwardOptions<'a> {
     pub train: bool,
 }
 
+impl<'a> ForwardOptions<'a> {
+    /// Inference from the initial states `h0`, `c0` (zeros when `None`).
+    pub fn states(h0: Option<&'a Tensor>, c0: Option<&'a Tensor>) -> ForwardOptions<'a> {
+        ForwardOptions {
+            h0,
+            c0,
+            ..Default::default()
+        }
+    }
+}
+
 /// Gradients of a loss with respect to the forward pass's outputs; `None` means zeros.
 #[derive(Default, Clone, Copy)]
 pub struct OutputGrads<'a> {
@@ -27,6 +38,16 @@ pub struct OutputGrads<'a> {
     pub dh_n: Option<&'a Tensor>,
     /// `dL/dc_n`, `[L·D, B, H]` (LSTM).
     pub dc_n: Option<&'a Tensor>,
+}
+
+impl<'a> OutputGrads<'a> {
+    /// Only `dL/dy` (the final states' gradients zero).
+    pub fn dy(dy: &'a Tensor) -> OutputGrads<'a> {
+        OutputGrads {
+            dy: Some(dy),
+            ..Default::default()
+        }
+    }
 }
 
 /// What the forward pass returns. Nothing is read back until asked (`Tensor::to_vec`).

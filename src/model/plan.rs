@@ -5,7 +5,7 @@
 use super::arena::ParamArena;
 use super::config::{LstmConfig, ParamNames};
 use crate::error::Result;
-use crate::kernels::step::{flags, BackwardDims, ForwardDims, Pointwise};
+use crate::kernels::step::{flags, BackwardDims, ForwardDims, Pointwise, Product};
 use crate::kernels::{Cell, Nonlinearity};
 
 /// One layer and direction.
@@ -220,6 +220,30 @@ impl Plan {
         f
     }
 
+    /// A recurrent product of `units` outputs over `k_size`, with W at `w_offset`, reading
+    /// `(base, stride)` rows of its source and writing those of its destination.
+    fn product(
+        &self,
+        flags: u32,
+        (units, k_size, w_offset): (usize, usize, usize),
+        (src_base, src_stride): (usize, usize),
+        (dst_base, dst_stride): (usize, usize),
+    ) -> Product {
+        let u = |v: usize| v as u32;
+        Product {
+            batch: u(self.batch),
+            steps: u(self.steps),
+            flags,
+            units: u(units),
+            k_size: u(k_size),
+            w_offset: u(w_offset),
+            src_base: u(src_base),
+            src_stride: u(src_stride),
+            dst_base: u(dst_base),
+            dst_stride: u(dst_stride),
+        }
+    }
+
     /// The forward dispatches of part `p` at every step: the cell's, then the projection's.
     pub fn forward_dims(
         &self,
@@ -227,7 +251,7 @@ impl Plan {
         train: bool,
         lengths: bool,
     ) -> Vec<(Pointwise, ForwardDims)> {
-        let (b, h, r, d) = (self.batch, self.hidden, self.out, p.dir);
+        let (h, r, d) = (self.hidden, self.out, p.dir);
         let mut flags = self.common_flags(p, lengths);
         if train {
             flags |= flags::STORE_GATES;
@@ -235,17 +259,9 @@ impl Plan {
         if p.bias.is_some() {
             flags |= flags::BIAS;
         }
+        let output = (d * r, self.dirs * r);
         let mut cell = ForwardDims {
-            batch: b as u32,
-            steps: self.steps as u32,
-            flags,
-            units: h as u32,
-            k_size: r as u32,
-            w_offset: p.w_hh as u32,
-            src_base: (d * r) as u32,
-            src_stride: (self.dirs * r) as u32,
-            dst_base: (d * r) as u32,
-            dst_stride: (self.dirs * r) as u32,
+            product: self.product(flags, (h, r, p.w_hh), output, output),
             h_init: self.h0_at(p) as u32,
             h_last: self.h_n_at(p) as u32,
             c_init: self.c0_at(p) as u32,
@@ -262,18 +278,16 @@ impl Plan {
         };
         // The cell writes o ⊙ tanh(c) to its own region; the projection reads it at the same
         // step and writes the projected h (the layer's output) and h_n.
-        cell.flags |= flags::PROJECTED;
-        cell.dst_base = self.hu_at(d) as u32;
-        cell.dst_stride = h as u32;
+        let unprojected = (self.hu_at(d), h);
+        cell.product = self.product(
+            flags | flags::PROJECTED,
+            (h, r, p.w_hh),
+            output,
+            unprojected,
+        );
+        let flags = self.common_flags(p, lengths) | flags::SOURCE_CURRENT;
         let projection = ForwardDims {
-            flags: self.common_flags(p, lengths) | flags::SOURCE_CURRENT,
-            units: r as u32,
-            k_size: h as u32,
-            w_offset: w_hr as u32,
-            src_base: self.hu_at(d) as u32,
-            src_stride: h as u32,
-            dst_base: (d * r) as u32,
-            dst_stride: (self.dirs * r) as u32,
+            product: self.product(flags, (r, h, w_hr), unprojected, output),
             kept_stride: 0,
             ..cell
         };
@@ -293,7 +307,7 @@ impl Plan {
         probe: bool,
         (dy_base, dy_stride): (usize, usize),
     ) -> Vec<(Pointwise, BackwardDims)> {
-        let (b, h, r, d) = (self.batch, self.hidden, self.out, p.dir);
+        let (h, r, d) = (self.hidden, self.out, p.dir);
         let gate_rows = self.gate_rows();
         let mut flags = self.common_flags(p, lengths);
         if probe {
@@ -305,17 +319,9 @@ impl Plan {
         } else {
             (d * r, self.dirs * r)
         };
+        let gates = (0, gate_rows);
         let cell = BackwardDims {
-            batch: b as u32,
-            steps: self.steps as u32,
-            flags,
-            units: h as u32,
-            k_size: gate_rows as u32,
-            w_offset: p.w_hh as u32,
-            src_base: 0,
-            src_stride: gate_rows as u32,
-            dst_base: 0,
-            dst_stride: gate_rows as u32,
+            product: self.product(flags, (h, gate_rows, p.w_hh), gates, gates),
             dst2_base: self.dinput_at() as u32,
             dy_base: (dy_base + d * r) as u32,
             dy_stride: dy_stride as u32,
@@ -330,19 +336,15 @@ impl Plan {
         };
         // The projection forms the whole gradient of the projected h (dy, dG_next · W_hh and
         // the carry); the cell multiplies it by W_hr at the same step.
+        let projected = (self.dproj_at(), r);
+        let common = self.common_flags(p, lengths);
         let projection = BackwardDims {
-            flags: self.common_flags(p, lengths),
-            units: r as u32,
-            dst_base: self.dproj_at() as u32,
-            dst_stride: r as u32,
+            product: self.product(common, (r, gate_rows, p.w_hh), gates, projected),
             ..cell
         };
+        let flags = flags | flags::SOURCE_CURRENT;
         let cell = BackwardDims {
-            flags: flags | flags::SOURCE_CURRENT,
-            k_size: r as u32,
-            w_offset: w_hr as u32,
-            src_base: self.dproj_at() as u32,
-            src_stride: r as u32,
+            product: self.product(flags, (h, r, w_hr), projected, gates),
             ..cell
         };
         vec![

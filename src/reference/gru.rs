@@ -5,7 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::lstm::{LstmForward, LstmGrads, LstmParams};
-use super::{accumulate_row, matvec, sigmoid};
+use super::{bptt, history, matvec, sigmoid, RowGrads};
 
 /// Runs the GRU over `x [T, B, I]` from `h0 [B, H]` (zeros when `None`); gate rows r, z, n:
 ///
@@ -25,10 +25,7 @@ pub fn gru_forward(
     let (n_in, n_h) = (p.input_size, p.hidden_size);
     assert_eq!(x.len(), steps * batch * n_in, "x must be [T, B, I]");
     let bh = batch * n_h;
-    let mut hs = vec![0.0; (steps + 1) * bh];
-    if let Some(h0) = h0 {
-        hs[..bh].copy_from_slice(h0);
-    }
+    let mut hs = history(steps, batch, n_h, h0);
     let mut gates = vec![0.0; steps * batch * 4 * n_h];
     for t in 0..steps {
         for b in 0..batch {
@@ -50,17 +47,7 @@ pub fn gru_forward(
             }
         }
     }
-    LstmForward {
-        steps,
-        batch,
-        y: hs[bh..].to_vec(),
-        h_n: hs[steps * bh..].to_vec(),
-        c_n: vec![0.0; bh],
-        gates,
-        cs: vec![0.0; (steps + 1) * bh],
-        hu: vec![],
-        hs,
-    }
+    LstmForward::without_cell_state(steps, batch, hs, gates)
 }
 
 /// Backpropagation through time for `dy [T, B, H]` and `dh_n`.
@@ -71,44 +58,28 @@ pub fn gru_backward(
     dy: &[f64],
     dh_n: Option<&[f64]>,
 ) -> LstmGrads {
-    let (n_in, n_h, steps, batch) = (p.input_size, p.hidden_size, fwd.steps, fwd.batch);
-    let bh = batch * n_h;
-    let mut g = LstmGrads::zeros(p, steps, batch);
-    let mut dh = dh_n.map_or(vec![0.0; bh], <[f64]>::to_vec);
-    for t in (0..steps).rev() {
-        let mut dh_prev = vec![0.0; bh];
-        for b in 0..batch {
-            let kept = &fwd.gates[(t * batch + b) * 4 * n_h..][..4 * n_h];
-            let h_prev = &fwd.hs[t * bh + b * n_h..][..n_h];
-            // Gradients of the input-side and recurrent-side pre-activations: they differ in
-            // the n block, where the recurrent side is multiplied by r.
-            let (mut d_in, mut d_rec) = (vec![0.0; 3 * n_h], vec![0.0; 3 * n_h]);
-            for j in 0..n_h {
-                let cell = b * n_h + j;
-                let (r, z, n, hn) = (kept[j], kept[n_h + j], kept[2 * n_h + j], kept[3 * n_h + j]);
-                let dh_t = dy[t * bh + cell] + dh[cell];
-                g.dh_steps[t * bh + cell] = dh_t;
-                let dn = dh_t * (1.0 - z) * (1.0 - n * n);
-                let dz = dh_t * (h_prev[j] - n) * z * (1.0 - z);
-                let dr = dn * hn * r * (1.0 - r);
-                (d_in[j], d_in[n_h + j], d_in[2 * n_h + j]) = (dr, dz, dn);
-                (d_rec[j], d_rec[n_h + j], d_rec[2 * n_h + j]) = (dr, dz, dn * r);
-                // The explicit path: h' = … + z ⊙ h.
-                dh_prev[cell] += dh_t * z;
-            }
-            let x_t = &x[(t * batch + b) * n_in..][..n_in];
-            let dx = &mut g.x[(t * batch + b) * n_in..][..n_in];
-            accumulate_row(
-                p,
-                (&mut g.weight_ih, &mut g.weight_hh),
-                (&mut g.bias_ih, &mut g.bias_hh),
-                (&d_in, &d_rec),
-                (x_t, h_prev),
-                (dx, &mut dh_prev[b * n_h..][..n_h]),
-            );
+    let (n_h, batch) = (p.hidden_size, fwd.batch);
+    bptt(p, x, fwd, dy, dh_n, |t, b, dh, _| {
+        let kept = &fwd.gates[(t * batch + b) * 4 * n_h..][..4 * n_h];
+        let h_prev = &fwd.hs[t * batch * n_h + b * n_h..][..n_h];
+        // The input-side and recurrent-side pre-activation gradients differ in the n block,
+        // where the recurrent side is multiplied by r.
+        let (mut d_in, mut d_rec) = (vec![0.0; 3 * n_h], vec![0.0; 3 * n_h]);
+        let mut direct = vec![0.0; n_h];
+        for j in 0..n_h {
+            let (r, z, n, hn) = (kept[j], kept[n_h + j], kept[2 * n_h + j], kept[3 * n_h + j]);
+            let dn = dh[j] * (1.0 - z) * (1.0 - n * n);
+            let dz = dh[j] * (h_prev[j] - n) * z * (1.0 - z);
+            let dr = dn * hn * r * (1.0 - r);
+            (d_in[j], d_in[n_h + j], d_in[2 * n_h + j]) = (dr, dz, dn);
+            (d_rec[j], d_rec[n_h + j], d_rec[2 * n_h + j]) = (dr, dz, dn * r);
+            // The explicit path: h_t = … + z ⊙ h_{t-1}.
+            direct[j] = dh[j] * z;
         }
-        dh = dh_prev;
-    }
-    g.h0 = dh;
-    g
+        RowGrads {
+            d_in,
+            d_rec,
+            dh_direct: Some(direct),
+        }
+    })
 }

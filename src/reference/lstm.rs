@@ -4,7 +4,7 @@
 // Index loops read like the equations (sums over k of W[row, k]·x[k]).
 #![allow(clippy::needless_range_loop)]
 
-use super::{accumulate_row, matvec, sigmoid};
+use super::{bptt, history, matvec, sigmoid, RowGrads};
 
 /// The parameters of one recurrent layer, in PyTorch's layout (G gate rows per unit: 4 for
 /// the LSTM, 3 for the GRU, 1 for the RNN).
@@ -57,6 +57,30 @@ pub struct LstmForward {
     pub cs: Vec<f64>,
     /// With projections, `o_t ⊙ tanh(c_t)` `[T, B, H]`; else empty.
     pub hu: Vec<f64>,
+}
+
+impl LstmForward {
+    /// The forward pass of a cell without a cell state, from its h history `[T+1, B, H]` and
+    /// what it keeps per step.
+    pub(crate) fn without_cell_state(
+        steps: usize,
+        batch: usize,
+        hs: Vec<f64>,
+        gates: Vec<f64>,
+    ) -> LstmForward {
+        let bh = hs.len() / (steps + 1);
+        LstmForward {
+            steps,
+            batch,
+            y: hs[bh..].to_vec(),
+            h_n: hs[steps * bh..].to_vec(),
+            c_n: vec![0.0; bh],
+            gates,
+            cs: vec![0.0; hs.len()],
+            hu: vec![],
+            hs,
+        }
+    }
 }
 
 /// Gradients of every input of the forward pass.
@@ -120,14 +144,8 @@ pub fn lstm_forward(
     let (n_in, n_h, r) = (p.input_size, p.hidden_size, p.output_size());
     assert_eq!(x.len(), steps * batch * n_in, "x must be [T, B, I]");
     let (bh, br) = (batch * n_h, batch * r);
-    let mut hs = vec![0.0; (steps + 1) * br];
-    let mut cs = vec![0.0; (steps + 1) * bh];
-    if let Some(h0) = h0 {
-        hs[..br].copy_from_slice(h0);
-    }
-    if let Some(c0) = c0 {
-        cs[..bh].copy_from_slice(c0);
-    }
+    let mut hs = history(steps, batch, r, h0);
+    let mut cs = history(steps, batch, n_h, c0);
     let mut gates = vec![0.0; steps * batch * 4 * n_h];
     let mut hu = vec![0.0; if p.weight_hr.is_some() { steps * bh } else { 0 }];
     for t in 0..steps {
@@ -194,77 +212,53 @@ pub fn lstm_backward(
     dh_n: Option<&[f64]>,
     dc_n: Option<&[f64]>,
 ) -> LstmGrads {
-    let (n_in, n_h, r, steps, batch) = (
-        p.input_size,
-        p.hidden_size,
-        p.output_size(),
-        fwd.steps,
-        fwd.batch,
-    );
-    let (bh, br) = (batch * n_h, batch * r);
-    let mut g = LstmGrads::zeros(p, steps, batch);
-    // dh, dc: gradients flowing into h_t and c_t from later timesteps.
-    let mut dh = dh_n.map_or(vec![0.0; br], <[f64]>::to_vec);
+    let (n_h, r, batch) = (p.hidden_size, p.output_size(), fwd.batch);
+    let bh = batch * n_h;
+    // dc: the gradient flowing into c_t from later timesteps.
     let mut dc = dc_n.map_or(vec![0.0; bh], <[f64]>::to_vec);
-    for t in (0..steps).rev() {
-        let mut dh_prev = vec![0.0; br];
-        for b in 0..batch {
-            let gate_row = &fwd.gates[(t * batch + b) * 4 * n_h..][..4 * n_h];
-            // The whole gradient of h_t, then of the unprojected o ⊙ tanh(c_t).
-            let dh_t: Vec<f64> = (0..r)
-                .map(|k| dy[t * br + b * r + k] + dh[b * r + k])
-                .collect();
-            g.dh_steps[t * br + b * r..][..r].copy_from_slice(&dh_t);
-            let dhu: Vec<f64> = match &p.weight_hr {
-                Some(w_hr) => {
-                    let hu = &fwd.hu[(t * batch + b) * n_h..][..n_h];
-                    for k in 0..r {
-                        for j in 0..n_h {
-                            g.weight_hr[k * n_h + j] += dh_t[k] * hu[j];
-                        }
+    let mut g = bptt(p, x, fwd, dy, dh_n, |t, b, dh_t, g| {
+        let gate_row = &fwd.gates[(t * batch + b) * 4 * n_h..][..4 * n_h];
+        // The gradient of the unprojected o ⊙ tanh(c_t).
+        let dhu: Vec<f64> = match &p.weight_hr {
+            Some(w_hr) => {
+                let hu = &fwd.hu[(t * batch + b) * n_h..][..n_h];
+                for k in 0..r {
+                    for j in 0..n_h {
+                        g.weight_hr[k * n_h + j] += dh_t[k] * hu[j];
                     }
-                    (0..n_h)
-                        .map(|j| (0..r).map(|k| dh_t[k] * w_hr[k * n_h + j]).sum())
-                        .collect()
                 }
-                None => dh_t,
-            };
-            let mut dpre = vec![0.0; 4 * n_h]; // dL/d(pre-activation) of the 4 gates
-            for j in 0..n_h {
-                let cell = b * n_h + j;
-                let (i, f, gg, o) = (
-                    gate_row[j],
-                    gate_row[n_h + j],
-                    gate_row[2 * n_h + j],
-                    gate_row[3 * n_h + j],
-                );
-                let c = fwd.cs[(t + 1) * bh + cell];
-                let c_prev = fwd.cs[t * bh + cell];
-                let tc = c.tanh();
-                let dc_t = dc[cell] + dhu[j] * o * (1.0 - tc * tc);
-                g.dc_steps[t * bh + cell] = dc_t;
-                dpre[j] = dc_t * gg * i * (1.0 - i);
-                dpre[n_h + j] = dc_t * c_prev * f * (1.0 - f);
-                dpre[2 * n_h + j] = dc_t * i * (1.0 - gg * gg);
-                dpre[3 * n_h + j] = dhu[j] * tc * o * (1.0 - o);
-                dc[cell] = dc_t * f;
+                (0..n_h)
+                    .map(|j| (0..r).map(|k| dh_t[k] * w_hr[k * n_h + j]).sum())
+                    .collect()
             }
-            let x_t = &x[(t * batch + b) * n_in..][..n_in];
-            let h_prev = &fwd.hs[t * br + b * r..][..r];
-            let dx = &mut g.x[(t * batch + b) * n_in..][..n_in];
-            let dh_row = &mut dh_prev[b * r..][..r];
-            accumulate_row(
-                p,
-                (&mut g.weight_ih, &mut g.weight_hh),
-                (&mut g.bias_ih, &mut g.bias_hh),
-                (&dpre, &dpre),
-                (x_t, h_prev),
-                (dx, dh_row),
+            None => dh_t.to_vec(),
+        };
+        let mut dpre = vec![0.0; 4 * n_h]; // dL/d(pre-activation) of the 4 gates
+        for j in 0..n_h {
+            let cell = b * n_h + j;
+            let (i, f, gg, o) = (
+                gate_row[j],
+                gate_row[n_h + j],
+                gate_row[2 * n_h + j],
+                gate_row[3 * n_h + j],
             );
+            let c = fwd.cs[(t + 1) * bh + cell];
+            let c_prev = fwd.cs[t * bh + cell];
+            let tc = c.tanh();
+            let dc_t = dc[cell] + dhu[j] * o * (1.0 - tc * tc);
+            g.dc_steps[t * bh + cell] = dc_t;
+            dpre[j] = dc_t * gg * i * (1.0 - i);
+            dpre[n_h + j] = dc_t * c_prev * f * (1.0 - f);
+            dpre[2 * n_h + j] = dc_t * i * (1.0 - gg * gg);
+            dpre[3 * n_h + j] = dhu[j] * tc * o * (1.0 - o);
+            dc[cell] = dc_t * f;
         }
-        dh = dh_prev;
-    }
-    g.h0 = dh;
+        RowGrads {
+            d_in: dpre.clone(),
+            d_rec: dpre,
+            dh_direct: None,
+        }
+    });
     g.c0 = dc;
     g
 }

@@ -5,7 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::lstm::{LstmForward, LstmGrads, LstmParams};
-use super::{accumulate_row, matvec};
+use super::{bptt, history, matvec, RowGrads};
 
 /// `h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)` over `x [T, B, I]`, act = tanh, or relu
 /// when `relu`; weights `[H, I]`, `[H, H]`, biases `[H]` (in the LSTM parameter struct).
@@ -20,10 +20,7 @@ pub fn rnn_forward(
     let (n_in, n_h) = (p.input_size, p.hidden_size);
     assert_eq!(x.len(), steps * batch * n_in, "x must be [T, B, I]");
     let bh = batch * n_h;
-    let mut hs = vec![0.0; (steps + 1) * bh];
-    if let Some(h0) = h0 {
-        hs[..bh].copy_from_slice(h0);
-    }
+    let mut hs = history(steps, batch, n_h, h0);
     for t in 0..steps {
         for b in 0..batch {
             let x_t = &x[(t * batch + b) * n_in..][..n_in];
@@ -37,17 +34,7 @@ pub fn rnn_forward(
             }
         }
     }
-    LstmForward {
-        steps,
-        batch,
-        y: hs[bh..].to_vec(),
-        h_n: hs[steps * bh..].to_vec(),
-        c_n: vec![0.0; bh],
-        gates: vec![],
-        cs: vec![0.0; (steps + 1) * bh],
-        hu: vec![],
-        hs,
-    }
+    LstmForward::without_cell_state(steps, batch, hs, vec![])
 }
 
 /// Backpropagation through time for `dy [T, B, H]` and `dh_n`.
@@ -59,43 +46,22 @@ pub fn rnn_backward(
     dh_n: Option<&[f64]>,
     relu: bool,
 ) -> LstmGrads {
-    let (n_in, n_h, steps, batch) = (p.input_size, p.hidden_size, fwd.steps, fwd.batch);
-    let bh = batch * n_h;
-    let mut g = LstmGrads::zeros(p, steps, batch);
-    let mut dh = dh_n.map_or(vec![0.0; bh], <[f64]>::to_vec);
-    for t in (0..steps).rev() {
-        let mut dh_prev = vec![0.0; bh];
-        for b in 0..batch {
-            let mut dpre = vec![0.0; n_h];
-            for j in 0..n_h {
-                let cell = b * n_h + j;
-                let h = fwd.hs[(t + 1) * bh + cell];
-                let dh_t = dy[t * bh + cell] + dh[cell];
-                g.dh_steps[t * bh + cell] = dh_t;
-                dpre[j] = if relu {
-                    if h > 0.0 {
-                        dh_t
-                    } else {
-                        0.0
-                    }
-                } else {
-                    dh_t * (1.0 - h * h)
-                };
-            }
-            let x_t = &x[(t * batch + b) * n_in..][..n_in];
-            let h_prev = &fwd.hs[t * bh + b * n_h..][..n_h];
-            let dx = &mut g.x[(t * batch + b) * n_in..][..n_in];
-            accumulate_row(
-                p,
-                (&mut g.weight_ih, &mut g.weight_hh),
-                (&mut g.bias_ih, &mut g.bias_hh),
-                (&dpre, &dpre),
-                (x_t, h_prev),
-                (dx, &mut dh_prev[b * n_h..][..n_h]),
-            );
+    let (n_h, batch) = (p.hidden_size, fwd.batch);
+    bptt(p, x, fwd, dy, dh_n, |t, b, dh, _| {
+        let h = &fwd.hs[(t + 1) * batch * n_h + b * n_h..][..n_h];
+        let d: Vec<f64> = dh
+            .iter()
+            .zip(h)
+            .map(|(&dh, &h)| match relu {
+                true if h > 0.0 => dh,
+                true => 0.0,
+                false => dh * (1.0 - h * h),
+            })
+            .collect();
+        RowGrads {
+            d_in: d.clone(),
+            d_rec: d,
+            dh_direct: None,
         }
-        dh = dh_prev;
-    }
-    g.h0 = dh;
-    g
+    })
 }

@@ -6,7 +6,7 @@
 //! Format 2 (written since the cell-template work) stores each setting under its own key;
 //! format 1 stored the optimizer as its `Debug` text, which is still read.
 
-use super::optim::OptimizerConfig;
+use super::optim::{Hyper, OptimizerConfig};
 use super::tasks::CharCorpus;
 use super::trainer::{Task, TrainConfig, Trainer};
 use crate::error::{Error, Result};
@@ -122,38 +122,13 @@ fn run_metadata(c: &TrainConfig, task: &Task, step: u64) -> Metadata {
     put("batch", c.batch.to_string());
     put("seq_len", c.seq_len.to_string());
     put("optimizer", c.optimizer.name().into());
-    match c.optimizer {
-        OptimizerConfig::Sgd {
-            lr,
-            momentum,
-            dampening,
-            weight_decay,
-            nesterov,
-        } => {
-            put("optimizer.lr", lr.to_string());
-            put("optimizer.momentum", momentum.to_string());
-            put("optimizer.dampening", dampening.to_string());
-            put("optimizer.weight_decay", weight_decay.to_string());
-            put("optimizer.nesterov", nesterov.to_string());
-        }
-        OptimizerConfig::Adam {
-            lr,
-            betas,
-            eps,
-            weight_decay,
-        }
-        | OptimizerConfig::AdamW {
-            lr,
-            betas,
-            eps,
-            weight_decay,
-        } => {
-            put("optimizer.lr", lr.to_string());
-            put("optimizer.beta1", betas.0.to_string());
-            put("optimizer.beta2", betas.1.to_string());
-            put("optimizer.eps", eps.to_string());
-            put("optimizer.weight_decay", weight_decay.to_string());
-        }
+    let hyper = c.optimizer.hyper();
+    for name in c.optimizer.hyper_names() {
+        let value = match *name {
+            "nesterov" => hyper.nesterov.to_string(),
+            _ => hyper.get(name).unwrap_or_default().to_string(),
+        };
+        put(&format!("optimizer.{name}"), value);
     }
     put("clip", c.clip.map_or("none".into(), |v| v.to_string()));
     put("skip_nonfinite", c.skip_nonfinite.to_string());
@@ -333,40 +308,19 @@ impl Checkpoint {
 
 /// The optimizer of a format-2 checkpoint.
 fn optimizer_v2(keys: &Keys<'_>) -> Result<OptimizerConfig> {
-    let f = |name: &str| keys.parse::<f32>(&format!("optimizer.{name}"));
-    Ok(match keys.get("optimizer")? {
-        "sgd" => OptimizerConfig::Sgd {
-            lr: f("lr")?,
-            momentum: f("momentum")?,
-            dampening: f("dampening")?,
-            weight_decay: f("weight_decay")?,
-            nesterov: keys.parse("optimizer.nesterov")?,
-        },
-        kind @ ("adam" | "adamw") => {
-            let (lr, betas, eps, weight_decay) = (
-                f("lr")?,
-                (f("beta1")?, f("beta2")?),
-                f("eps")?,
-                f("weight_decay")?,
-            );
-            if kind == "adam" {
-                OptimizerConfig::Adam {
-                    lr,
-                    betas,
-                    eps,
-                    weight_decay,
-                }
-            } else {
-                OptimizerConfig::AdamW {
-                    lr,
-                    betas,
-                    eps,
-                    weight_decay,
-                }
-            }
-        }
-        _ => return Err(keys.bad("optimizer")),
-    })
+    let name = keys.get("optimizer")?;
+    let kind =
+        OptimizerConfig::from_hyper(name, Hyper::default()).ok_or_else(|| keys.bad("optimizer"))?;
+    let mut hyper = Hyper::default();
+    for field in kind.hyper_names() {
+        let key = format!("optimizer.{field}");
+        let value = match *field {
+            "nesterov" => f32::from(u8::from(keys.parse::<bool>(&key)?)),
+            _ => keys.parse::<f32>(&key)?,
+        };
+        hyper.set(field, value);
+    }
+    OptimizerConfig::from_hyper(name, hyper).ok_or_else(|| keys.bad("optimizer"))
 }
 
 /// Parses the `Debug` form of an [`OptimizerConfig`] that format-1 checkpoints stored.

@@ -185,14 +185,7 @@ impl SequenceModel {
             .as_ref()
             .ok_or_else(|| Error::Invalid("no cache".into()))?;
         let (loss, dy) = self.head_loss(&out.y, targets, steps, batch)?;
-        self.lstm.backward(
-            cache,
-            &OutputGrads {
-                dy: Some(&dy),
-                ..Default::default()
-            },
-            false,
-        )?;
+        self.lstm.backward(cache, &OutputGrads::dy(&dy), false)?;
         Ok(StepLoss { loss })
     }
 
@@ -263,33 +256,9 @@ impl SequenceModel {
             let params = arena.params_buffer();
             let grads = arena.grads_buffer();
             let mut pass = gpu.compute_pass(encoder, "head and loss");
-            let y_rows = Operand {
-                buffer: y.buffer(),
-                offset: y.offset() + first_row * width,
-                stride: width,
-                transposed: false,
-            };
+            let y_rows = Operand::new(y.buffer(), y.offset() + first_row * width, width);
             // logits = y · Wᵀ + b
-            gemm::encode(
-                gpu,
-                &mut pass,
-                &Gemm {
-                    m: rows,
-                    n: outputs,
-                    k: width,
-                    a: y_rows,
-                    b: Operand {
-                        buffer: params,
-                        offset: w,
-                        stride: width,
-                        transposed: true,
-                    },
-                    c: &logits,
-                    c_offset: 0,
-                    accumulate: false,
-                    bias: Some((params.as_ref(), b, None)),
-                },
-            )?;
+            gemm::encode(gpu, &mut pass, &self.logits(y_rows, rows, &logits)?)?;
             loss::encode(
                 gpu,
                 &mut pass,
@@ -304,60 +273,15 @@ impl SequenceModel {
                     out: &loss,
                 },
             )?;
-            let dl = Operand {
-                buffer: &dlogits,
-                offset: 0,
-                stride: outputs,
-                transposed: false,
-            };
+            let dl = Operand::new(&dlogits, 0, outputs);
             // dW = dlogitsᵀ · y, db = Σ_rows dlogits, dy = dlogits · W
-            gemm::encode(
-                gpu,
-                &mut pass,
-                &Gemm {
-                    m: outputs,
-                    n: width,
-                    k: rows,
-                    a: Operand {
-                        transposed: true,
-                        ..dl
-                    },
-                    b: y_rows,
-                    c: grads,
-                    c_offset: w,
-                    accumulate: false,
-                    bias: None,
-                },
-            )?;
-            column_sum::encode(
-                gpu,
-                &mut pass,
-                (&dlogits, 0),
-                (rows, outputs),
-                grads,
-                (b, b),
-                false,
-            )?;
-            gemm::encode(
-                gpu,
-                &mut pass,
-                &Gemm {
-                    m: rows,
-                    n: width,
-                    k: outputs,
-                    a: dl,
-                    b: Operand {
-                        buffer: params,
-                        offset: w,
-                        stride: width,
-                        transposed: false,
-                    },
-                    c: &dy,
-                    c_offset: first_row * width,
-                    accumulate: false,
-                    bias: None,
-                },
-            )?;
+            let d_weight = Gemm::new((outputs, width, rows), dl.t(), y_rows, (grads, w));
+            gemm::encode(gpu, &mut pass, &d_weight)?;
+            let d_bias = (rows, outputs);
+            column_sum::encode(gpu, &mut pass, (&dlogits, 0), d_bias, grads, (b, b), false)?;
+            let weight = Operand::new(params, w, width);
+            let d_y = Gemm::new((rows, width, outputs), dl, weight, (&dy, first_row * width));
+            gemm::encode(gpu, &mut pass, &d_y)?;
             let y_shape = [steps, batch, width];
             Ok((
                 Tensor::view(gpu, loss, 0, &[1]),
@@ -370,45 +294,40 @@ impl SequenceModel {
     /// `[rows, outputs]`.
     pub fn head(&self, y: &Tensor) -> Result<Tensor> {
         let gpu = self.lstm.gpu();
-        let arena = self.lstm.params();
-        let width = self.lstm.config().directions() * self.lstm.config().output_size();
+        let width = self.width();
         let rows = y.len() / width;
-        let outputs = self.outputs();
+        gpu.record("head", |encoder| {
+            let logits = Arc::new(gpu.storage_buffer("logits", rows * self.outputs())?);
+            let mut pass = gpu.compute_pass(encoder, "head");
+            let y_rows = Operand::new(y.buffer(), y.offset(), width);
+            gemm::encode(gpu, &mut pass, &self.logits(y_rows, rows, &logits)?)?;
+            Ok(Tensor::view(gpu, logits, 0, &[rows, self.outputs()]))
+        })
+    }
+
+    /// D·R: the features of the LSTM's output the head reads.
+    fn width(&self) -> usize {
+        self.lstm.config().directions() * self.lstm.config().output_size()
+    }
+
+    /// `logits = y · Wᵀ + b` for `rows` rows of `y`, into `logits`.
+    fn logits<'a>(
+        &'a self,
+        y: Operand<'a>,
+        rows: usize,
+        logits: &'a wgpu::Buffer,
+    ) -> Result<Gemm<'a>> {
+        let arena = self.lstm.params();
         let (w, b) = (
             arena.view(HEAD_WEIGHT)?.offset,
             arena.view(HEAD_BIAS)?.offset,
         );
-        gpu.record("head", |encoder| {
-            let logits = Arc::new(gpu.storage_buffer("logits", rows * outputs)?);
-            let params = arena.params_buffer();
-            let mut pass = gpu.compute_pass(encoder, "head");
-            gemm::encode(
-                gpu,
-                &mut pass,
-                &Gemm {
-                    m: rows,
-                    n: outputs,
-                    k: width,
-                    a: Operand {
-                        buffer: y.buffer(),
-                        offset: y.offset(),
-                        stride: width,
-                        transposed: false,
-                    },
-                    b: Operand {
-                        buffer: params,
-                        offset: w,
-                        stride: width,
-                        transposed: true,
-                    },
-                    c: &logits,
-                    c_offset: 0,
-                    accumulate: false,
-                    bias: Some((params.as_ref(), b, None)),
-                },
-            )?;
-            Ok(Tensor::view(gpu, logits, 0, &[rows, outputs]))
-        })
+        let params = arena.params_buffer();
+        let weight = Operand::new(params, w, self.width()).t();
+        Ok(
+            Gemm::new((rows, self.outputs(), self.width()), y, weight, (logits, 0))
+                .bias(params, b, None),
+        )
     }
 }
 

@@ -98,22 +98,23 @@ impl OptimizerConfig {
         }
     }
 
-    fn validate(&self) -> Result<()> {
-        let ok = |v: f32| v.is_finite() && v >= 0.0;
-        let good = match *self {
+    /// Every hyper-parameter, flat (0 for those the kind has not).
+    pub(crate) fn hyper(&self) -> Hyper {
+        match *self {
             OptimizerConfig::Sgd {
                 lr,
                 momentum,
                 dampening,
                 weight_decay,
                 nesterov,
-            } => {
-                ok(lr)
-                    && ok(momentum)
-                    && ok(dampening)
-                    && ok(weight_decay)
-                    && (!nesterov || (momentum > 0.0 && dampening == 0.0))
-            }
+            } => Hyper {
+                lr,
+                momentum,
+                dampening,
+                weight_decay,
+                nesterov,
+                ..Hyper::default()
+            },
             OptimizerConfig::Adam {
                 lr,
                 betas,
@@ -125,21 +126,118 @@ impl OptimizerConfig {
                 betas,
                 eps,
                 weight_decay,
-            } => {
-                ok(lr)
-                    && ok(eps)
-                    && ok(weight_decay)
-                    && (0.0..1.0).contains(&betas.0)
-                    && (0.0..1.0).contains(&betas.1)
+            } => Hyper {
+                lr,
+                beta1: betas.0,
+                beta2: betas.1,
+                eps,
+                weight_decay,
+                ..Hyper::default()
+            },
+        }
+    }
+
+    /// The optimizer `name` (`sgd`, `adam`, `adamw`) with the settings of `h`.
+    pub(crate) fn from_hyper(name: &str, h: Hyper) -> Option<OptimizerConfig> {
+        let betas = (h.beta1, h.beta2);
+        Some(match name {
+            "sgd" => OptimizerConfig::Sgd {
+                lr: h.lr,
+                momentum: h.momentum,
+                dampening: h.dampening,
+                weight_decay: h.weight_decay,
+                nesterov: h.nesterov,
+            },
+            "adam" => OptimizerConfig::Adam {
+                lr: h.lr,
+                betas,
+                eps: h.eps,
+                weight_decay: h.weight_decay,
+            },
+            "adamw" => OptimizerConfig::AdamW {
+                lr: h.lr,
+                betas,
+                eps: h.eps,
+                weight_decay: h.weight_decay,
+            },
+            _ => return None,
+        })
+    }
+
+    /// The names of the hyper-parameters this kind has, as [`Hyper::fields`] names them.
+    pub(crate) fn hyper_names(&self) -> &'static [&'static str] {
+        match self {
+            OptimizerConfig::Sgd { .. } => {
+                &["lr", "momentum", "dampening", "weight_decay", "nesterov"]
             }
-        };
-        if good {
+            _ => &["lr", "beta1", "beta2", "eps", "weight_decay"],
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ok = |v: f32| v.is_finite() && v >= 0.0;
+        let h = self.hyper();
+        let betas = (0.0..1.0).contains(&h.beta1) && (0.0..1.0).contains(&h.beta2);
+        let nesterov = !h.nesterov || (h.momentum > 0.0 && h.dampening == 0.0);
+        let rates = [h.lr, h.momentum, h.dampening, h.weight_decay, h.eps];
+        if rates.into_iter().all(ok) && betas && nesterov {
             Ok(())
         } else {
             Err(Error::Invalid(format!(
                 "invalid optimizer settings {self:?} (rates and decays ≥ 0, betas in [0, 1), Nesterov needs momentum > 0 and dampening 0)"
             )))
         }
+    }
+}
+
+/// The hyper-parameters of every optimizer, flat: what the kernel's uniform and the
+/// checkpoints store.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Hyper {
+    pub lr: f32,
+    pub momentum: f32,
+    pub dampening: f32,
+    pub weight_decay: f32,
+    pub nesterov: bool,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+}
+
+impl Hyper {
+    /// A field by name (`nesterov` as 0 or 1).
+    pub fn get(&self, name: &str) -> Option<f32> {
+        Some(match name {
+            "lr" => self.lr,
+            "momentum" => self.momentum,
+            "dampening" => self.dampening,
+            "weight_decay" => self.weight_decay,
+            "nesterov" => f32::from(u8::from(self.nesterov)),
+            "beta1" => self.beta1,
+            "beta2" => self.beta2,
+            "eps" => self.eps,
+            _ => return None,
+        })
+    }
+
+    /// Sets a field by name; false if there is none.
+    pub fn set(&mut self, name: &str, v: f32) -> bool {
+        let field = match name {
+            "lr" => &mut self.lr,
+            "momentum" => &mut self.momentum,
+            "dampening" => &mut self.dampening,
+            "weight_decay" => &mut self.weight_decay,
+            "nesterov" => {
+                self.nesterov = v != 0.0;
+                return true;
+            }
+            "beta1" => &mut self.beta1,
+            "beta2" => &mut self.beta2,
+            "eps" => &mut self.eps,
+            _ => return false,
+        };
+        *field = v;
+        true
     }
 }
 
@@ -217,45 +315,21 @@ impl Optimizer {
         if skip_if_nonfinite.is_some() {
             p.flags |= SKIP_NONFINITE;
         }
-        match self.config {
-            OptimizerConfig::Sgd {
-                lr,
-                momentum,
-                dampening,
-                weight_decay,
-                nesterov,
-            } => {
-                p.kind = SGD;
-                (p.lr, p.momentum, p.dampening, p.weight_decay) =
-                    (lr, momentum, dampening, weight_decay);
-                if nesterov {
-                    p.flags |= NESTEROV;
-                }
-            }
-            OptimizerConfig::Adam {
-                lr,
-                betas,
-                eps,
-                weight_decay,
-            }
-            | OptimizerConfig::AdamW {
-                lr,
-                betas,
-                eps,
-                weight_decay,
-            } => {
-                p.kind = if matches!(self.config, OptimizerConfig::Adam { .. }) {
-                    ADAM
-                } else {
-                    ADAMW
-                };
-                (p.lr, p.beta1, p.beta2, p.eps, p.weight_decay) =
-                    (lr, betas.0, betas.1, eps, weight_decay);
-                // Bias corrections in f64 on the host, as PyTorch computes them from Python floats.
-                p.bias_correction1 = (1.0 - (betas.0 as f64).powf(t)) as f32;
-                p.bias_correction2_sqrt = (1.0 - (betas.1 as f64).powf(t)).sqrt() as f32;
-            }
+        let h = self.config.hyper();
+        (p.lr, p.momentum, p.dampening, p.weight_decay) =
+            (h.lr, h.momentum, h.dampening, h.weight_decay);
+        (p.beta1, p.beta2, p.eps) = (h.beta1, h.beta2, h.eps);
+        p.kind = match self.config {
+            OptimizerConfig::Sgd { .. } => SGD,
+            OptimizerConfig::Adam { .. } => ADAM,
+            OptimizerConfig::AdamW { .. } => ADAMW,
+        };
+        if h.nesterov {
+            p.flags |= NESTEROV;
         }
+        // Bias corrections in f64 on the host, as PyTorch computes them from Python floats.
+        p.bias_correction1 = (1.0 - (h.beta1 as f64).powf(t)) as f32;
+        p.bias_correction2_sqrt = (1.0 - (h.beta2 as f64).powf(t)).sqrt() as f32;
         let clip = skip_if_nonfinite
             .map(|c| c.tensor().buffer().as_ref())
             .unwrap_or(&self.finite);

@@ -5,14 +5,17 @@
 
 mod generate;
 mod slots;
+mod tiling;
 
 use super::{Cell, ShaderVariant};
 use crate::error::{Error, Result};
 use crate::gpu::{groups, lock, Binding, Gpu, Pipeline, PipelineKey};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub(crate) use generate::loop_trips;
 use slots::StepSlots;
+use tiling::{immediates, settings};
+pub use tiling::{StepTiling, Tiling};
 
 /// The flags of the step kernels, defined once here and generated into every step shader.
 pub(crate) mod flags {
@@ -105,170 +108,12 @@ impl Pointwise {
     ];
 }
 
-/// The tile constants of a step kernel: each workgroup owns `units` output units ×
-/// `batch_tile` batch rows, walks K in slices of `k_tile`, and splits every dot product over
-/// `k_split` invocations whose partial sums are added in workgroup memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Tiling {
-    /// Output units per workgroup.
-    pub units: usize,
-    /// Batch rows per workgroup (4 per invocation).
-    pub batch_tile: usize,
-    /// Width of the K slices staged in workgroup memory.
-    pub k_tile: usize,
-    /// Invocations that share one dot product (a power of two).
-    pub k_split: usize,
-}
-
-impl Tiling {
-    /// 16 units × 16 rows: batches of 5 and more on CPU adapters.
-    pub const WIDE: Tiling = Tiling::new(16, 16, 16, 1);
-    /// 64 units × 4 rows, one invocation per dot product: batches of at most 4 on CPU adapters,
-    /// where few, long invocations suit the few cores.
-    pub const NARROW: Tiling = Tiling::new(64, 4, 8, 1);
-    /// 4 units × 4 rows, 16 invocations per dot product: batches of at most 4 on GPUs in the
-    /// forward kernels, whose W_hh rows run along K (H/4 workgroups: 128 at H = 512).
-    pub const SPLIT_FORWARD: Tiling = Tiling::new(4, 4, 64, 16);
-    /// 8 units × 4 rows, 8 invocations per dot product: the backward kernels read W_hh along
-    /// the units, so 8 neighbouring units make 32-byte reads (H/8 workgroups).
-    pub const SPLIT_BACKWARD: Tiling = Tiling::new(8, 4, 64, 8);
-    /// 16 units × 16 rows with 4 invocations per dot product (256 per workgroup): batches of
-    /// 5 and more on GPUs. A step's dot products are sequential chains of K multiply-adds per
-    /// invocation; splitting them 4 ways shortens the chain that bounds a step's latency and
-    /// gives the GPU 4× the invocations to hide memory latency with (at B = 64, H = 512: 128
-    /// workgroups of 256 instead of 64).
-    pub const WIDE_SPLIT: Tiling = Tiling::new(16, 16, 32, 4);
-
-    const fn new(units: usize, batch_tile: usize, k_tile: usize, k_split: usize) -> Tiling {
-        Tiling {
-            units,
-            batch_tile,
-            k_tile,
-            k_split,
-        }
-    }
-
-    /// Invocations per workgroup: each keeps 4 batch rows of one unit, for every
-    /// `k_split`-th k.
-    pub fn threads(&self) -> usize {
-        self.units * (self.batch_tile / 4) * self.k_split
-    }
-
-    /// The tiling `choice` stands for in `direction`.
-    fn of(choice: StepTiling, direction: Direction) -> Tiling {
-        match choice {
-            StepTiling::Wide | StepTiling::Auto => Tiling::WIDE,
-            StepTiling::Narrow => Tiling::NARROW,
-            StepTiling::Split if direction == Direction::Forward => Tiling::SPLIT_FORWARD,
-            StepTiling::Split => Tiling::SPLIT_BACKWARD,
-            StepTiling::WideSplit => Tiling::WIDE_SPLIT,
-        }
-    }
-}
-
-/// Which tiling the step kernels use (see [`Gpu::set_step_tiling`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
-pub enum StepTiling {
-    /// On GPUs wide-split for batches of 5 and more, split for at most 4; on CPU adapters
-    /// (few cores, where long invocations win) wide and narrow.
-    #[default]
-    Auto,
-    /// Always [`Tiling::WIDE`].
-    Wide,
-    /// Always [`Tiling::NARROW`].
-    Narrow,
-    /// Always [`Tiling::SPLIT_FORWARD`] / [`Tiling::SPLIT_BACKWARD`].
-    Split,
-    /// Always [`Tiling::WIDE_SPLIT`].
-    WideSplit,
-}
-
-impl StepTiling {
-    /// Parses `auto`, `wide`, `narrow`, `split` or `wide-split` (the `WGPU_LSTM_TILING`
-    /// values).
-    pub fn parse(name: &str) -> Option<StepTiling> {
-        match name {
-            "auto" => Some(StepTiling::Auto),
-            "wide" => Some(StepTiling::Wide),
-            "narrow" => Some(StepTiling::Narrow),
-            "split" => Some(StepTiling::Split),
-            "wide-split" => Some(StepTiling::WideSplit),
-            _ => None,
-        }
-    }
-
-    /// The concrete tiling (never `Auto`) for `batch` rows on a device of `device_type`.
-    pub(crate) fn resolve(self, batch: usize, device_type: wgpu::DeviceType) -> StepTiling {
-        let cpu = device_type == wgpu::DeviceType::Cpu;
-        match (self, batch > 4, cpu) {
-            (StepTiling::Auto, true, true) => StepTiling::Wide,
-            (StepTiling::Auto, false, true) => StepTiling::Narrow,
-            (StepTiling::Auto, false, false) => StepTiling::Split,
-            (StepTiling::Auto, true, false) => StepTiling::WideSplit,
-            (concrete, _, _) => concrete,
-        }
-    }
-
-    const ALL: [StepTiling; 4] = [
-        StepTiling::Wide,
-        StepTiling::Narrow,
-        StepTiling::Split,
-        StepTiling::WideSplit,
-    ];
-}
-
-/// The step kernels' settings of one device.
-struct StepSettings {
-    tiling: Mutex<std::result::Result<StepTiling, String>>,
-}
-
-impl StepSettings {
-    /// `WGPU_LSTM_TILING` if set (an invalid value is an error at the first use), else auto.
-    fn from_env() -> StepSettings {
-        let tiling = match std::env::var("WGPU_LSTM_TILING") {
-            Ok(name) => StepTiling::parse(&name).ok_or(format!(
-                "WGPU_LSTM_TILING={name}: expected auto, wide, narrow, split or wide-split"
-            )),
-            Err(_) => Ok(StepTiling::Auto),
-        };
-        StepSettings {
-            tiling: Mutex::new(tiling),
-        }
-    }
-}
-
-fn settings(gpu: &Gpu) -> Arc<StepSettings> {
-    gpu.state(StepSettings::from_env)
-}
-
-impl Gpu {
-    /// Chooses the tiling of the recurrent step kernels for every model on this device (all
-    /// tilings compute the same results; they differ in speed). The default,
-    /// [`StepTiling::Auto`], or the `WGPU_LSTM_TILING` environment variable (`auto`, `wide`,
-    /// `narrow`, `split`, `wide-split`) when set.
-    pub fn set_step_tiling(&self, tiling: StepTiling) {
-        *lock(&settings(self).tiling) = Ok(tiling);
-    }
-
-    /// The tiling setting of the recurrent step kernels (auto when `WGPU_LSTM_TILING` is
-    /// invalid: the models report that error).
-    pub fn step_tiling(&self) -> StepTiling {
-        lock(&settings(self).tiling).clone().unwrap_or_default()
-    }
-}
-
-/// Whether the timestep goes in immediate data on this device (else a uniform slot at a
-/// dynamic offset). Where the device has immediates they are used: lavapipe leaks memory in
-/// proportion to the bound buffers when a descriptor set is rebound at every step.
-fn immediates(gpu: &Gpu) -> bool {
-    gpu.device().features().contains(wgpu::Features::IMMEDIATES)
-        && gpu.limits().max_immediate_size >= 16
-}
-
-/// The per-sequence constants of the forward template (see `step_forward.wgsl`).
+/// What the dims of both templates open with: the sizes, the flags and the operands of the
+/// recurrent product (its output units, its length, W, where it reads and where the step
+/// writes). The WGSL structs are flat; so is this layout (all u32).
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-pub(crate) struct ForwardDims {
+pub(crate) struct Product {
     pub batch: u32,
     pub steps: u32,
     pub flags: u32,
@@ -279,6 +124,13 @@ pub(crate) struct ForwardDims {
     pub src_stride: u32,
     pub dst_base: u32,
     pub dst_stride: u32,
+}
+
+/// The per-sequence constants of the forward template (see `step_forward.wgsl`).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct ForwardDims {
+    pub product: Product,
     pub h_init: u32,
     pub h_last: u32,
     pub c_init: u32,
@@ -295,16 +147,7 @@ pub(crate) struct ForwardDims {
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct BackwardDims {
-    pub batch: u32,
-    pub steps: u32,
-    pub flags: u32,
-    pub units: u32,
-    pub k_size: u32,
-    pub w_offset: u32,
-    pub src_base: u32,
-    pub src_stride: u32,
-    pub dst_base: u32,
-    pub dst_stride: u32,
+    pub product: Product,
     pub dst2_base: u32,
     pub dy_base: u32,
     pub dy_stride: u32,
@@ -432,20 +275,15 @@ pub(crate) fn forward(
     dims: &ForwardDims,
     b: &ForwardBuffers<'_>,
 ) -> Result<StepDispatch> {
-    let (pipeline, tiling) =
-        step_pipeline(gpu, Direction::Forward, pointwise, dims.batch as usize)?;
-    check_trips("a forward step", dims.k_size as usize, tiling)?;
-    let uniform = gpu.uniform("forward step dims", dims)?;
-    let buffers = [
-        &uniform, b.params, b.xproj, b.lengths, b.state, b.hs, b.cs, b.gates,
-    ];
-    let group = gpu.bind_group(&pipeline, 0, &buffers);
-    let workgroups = step_grid(gpu, dims.units, dims.batch, tiling)?;
-    Ok(StepDispatch {
-        pipeline,
-        group,
-        workgroups,
-    })
+    let buffers = [b.params, b.xproj, b.lengths, b.state, b.hs, b.cs, b.gates];
+    step_dispatch(
+        gpu,
+        Direction::Forward,
+        pointwise,
+        &dims.product,
+        dims,
+        &buffers,
+    )
 }
 
 /// The backward dispatch of `pointwise` with `dims` on `b`.
@@ -455,15 +293,34 @@ pub(crate) fn backward(
     dims: &BackwardDims,
     b: &BackwardBuffers<'_>,
 ) -> Result<StepDispatch> {
-    let (pipeline, tiling) =
-        step_pipeline(gpu, Direction::Backward, pointwise, dims.batch as usize)?;
-    check_trips("a backward step", dims.k_size as usize, tiling)?;
-    let uniform = gpu.uniform("backward step dims", dims)?;
     let buffers = [
-        &uniform, b.params, b.gates, b.saved, b.dy, b.lengths, b.dgates, b.state, b.probes,
+        b.params, b.gates, b.saved, b.dy, b.lengths, b.dgates, b.state, b.probes,
     ];
-    let group = gpu.bind_group(&pipeline, 0, &buffers);
-    let workgroups = step_grid(gpu, dims.units, dims.batch, tiling)?;
+    step_dispatch(
+        gpu,
+        Direction::Backward,
+        pointwise,
+        &dims.product,
+        dims,
+        &buffers,
+    )
+}
+
+/// A step dispatch over `batch` rows and `units` outputs, walking `k_size`; `dims` is the
+/// uniform.
+fn step_dispatch<T: bytemuck::Pod>(
+    gpu: &Gpu,
+    direction: Direction,
+    pointwise: Pointwise,
+    product: &Product,
+    dims: &T,
+    buffers: &[&wgpu::Buffer],
+) -> Result<StepDispatch> {
+    let (batch, units, k_size) = (product.batch, product.units, product.k_size);
+    let (pipeline, tiling) = step_pipeline(gpu, direction, pointwise, batch as usize)?;
+    check_trips(&format!("a {direction:?} step"), k_size as usize, tiling)?;
+    let group = gpu.uniform_group(&pipeline, "step dims", dims, buffers)?;
+    let workgroups = step_grid(gpu, units, batch, tiling)?;
     Ok(StepDispatch {
         pipeline,
         group,
