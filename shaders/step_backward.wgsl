@@ -69,7 +69,7 @@ struct Unit {
     in_sequence: bool,  // false on padding steps
 }
 
-fn load_src(t_src: u32, b: u32, k: u32) -> f32 {
+fn load_src(t_src: u32, has_src: bool, b: u32, k: u32) -> f32 {
     if (b >= dims.batch || k >= dims.k_size) {
         return 0.0;
     }
@@ -145,6 +145,40 @@ fn probe(u: Unit, row: u32, v: f32) {
     }
 }
 
+// A padding step (t ≥ its sequence's length) copied h forward: its gradient passes through to
+// the step before, and its gate gradients are zero.
+fn skip_padding(u: Unit, rec: f32) {
+    pass_through(u, rec);
+    // @unroll
+    for (var s = 0u; s < GATES; s++) {
+        store_grad(u, s, 0.0);
+        if (dims.dst2_base != 0u) {
+            store_input_grad(u, s, 0.0);
+        }
+    }
+}
+
+// The probes of a cell whose state persists through a keep gate (the LSTM's f, the GRU's z):
+// ∂L/∂h_k, ∂L/∂c_k, the explicit path (`start` at the final step, times the keep gate at each
+// step back) and the product of the keep gates.
+fn probe_paths(u: Unit, dh: f32, dc: f32, start: f32, keep: f32) {
+    if ((dims.flags & PROBE) == 0u) {
+        return;
+    }
+    var path = state[slot_of(4u, u)];
+    var product = state[slot_of(5u, u)];
+    if (u.t + 1u == final_step(u)) {
+        path = start;
+        product = 1.0;
+    }
+    probe(u, 0u, dh);
+    probe(u, 1u, dc);
+    probe(u, 2u, path);
+    probe(u, 3u, product);
+    state[slot_of(4u, u)] = path * keep;
+    state[slot_of(5u, u)] = product * keep;
+}
+
 // The final step of this unit's sequence in processing order (for the probes).
 fn final_step(u: Unit) -> u32 {
     if ((dims.flags & LENGTHS) != 0u) {
@@ -186,21 +220,7 @@ fn step_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     var acc = vec4<f32>(0.0);
     if (has_src) {
         for (var k0 = 0u; k0 < dims.k_size; k0 += K_TILE) {
-            // Whole vec4s of 4 rows at one k: invocations never write parts of one vector.
-            // @unroll
-            for (var i = 0u; i < SRC_STAGE_ITERS; i++) {
-                let e = li + i * THREADS;
-                if (e < BATCH_TILE / 4u * K_TILE) {
-                    let kk = e % K_TILE;
-                    let r0 = batch0 + (e / K_TILE) * 4u;
-                    src_tile[kk * (BATCH_TILE / 4u) + e / K_TILE] = vec4<f32>(
-                        load_src(t_src, r0, k0 + kk),
-                        load_src(t_src, r0 + 1u, k0 + kk),
-                        load_src(t_src, r0 + 2u, k0 + kk),
-                        load_src(t_src, r0 + 3u, k0 + kk),
-                    );
-                }
-            }
+            stage_source(li, batch0, k0, t_src, true);
             // @unroll
             for (var i = 0u; i < W_STAGE_ITERS; i++) {
                 let e = li + i * THREADS;

@@ -54,9 +54,9 @@ struct Dims {
 @group(0) @binding(6) var<storage, read_write> cs: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gates: array<f32>;
 
-// k-major: h_tile[kk · BATCH_TILE/4 + r/4][r % 4] = src[row r][k0 + kk], and w_tile[kk · UNITS
-// + u] holds the GATES weights of unit u at k0 + kk (a vec4 of gates, or one f32 when GATES = 1).
-var<workgroup> h_tile: array<vec4<f32>, K_TILE * BATCH_TILE / 4u>;
+// k-major: src_tile holds the source rows (see stage_source), and w_tile[kk · UNITS + u] the
+// GATES weights of unit u at k0 + kk (a vec4 of gates, or one f32 when GATES = 1).
+var<workgroup> src_tile: array<vec4<f32>, K_TILE * BATCH_TILE / 4u>;
 var<workgroup> w_tile: array<WTile, K_TILE * UNITS>;
 
 // One unit of one batch row at one step, as the cell's pointwise part sees it.
@@ -139,21 +139,7 @@ fn step_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 
     var acc: array<vec4<f32>, 4>;
     for (var k0 = 0u; k0 < dims.k_size; k0 += K_TILE) {
-        // Whole vec4s of 4 rows at one k: invocations never write parts of one vector.
-        // @unroll
-        for (var i = 0u; i < H_STAGE_ITERS; i++) {
-            let e = li + i * THREADS;
-            if (e < BATCH_TILE / 4u * K_TILE) {
-                let kk = e % K_TILE;
-                let r0 = batch0 + (e / K_TILE) * 4u;
-                h_tile[kk * (BATCH_TILE / 4u) + e / K_TILE] = vec4<f32>(
-                    load_src(t_src, has_src, r0, k0 + kk),
-                    load_src(t_src, has_src, r0 + 1u, k0 + kk),
-                    load_src(t_src, has_src, r0 + 2u, k0 + kk),
-                    load_src(t_src, has_src, r0 + 3u, k0 + kk),
-                );
-            }
-        }
+        stage_source(li, batch0, k0, t_src, has_src);
         // @unroll
         for (var i = 0u; i < W_STAGE_ITERS; i++) {
             let e = li + i * THREADS;
@@ -166,7 +152,7 @@ fn step_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         // @unroll
         for (var i = 0u; i < KK_ITERS; i++) {
             let kk = lane + i * K_SPLIT;
-            accumulate(&acc, h_tile[kk * (BATCH_TILE / 4u) + bg], w_tile[kk * UNITS + u]);
+            accumulate(&acc, src_tile[kk * (BATCH_TILE / 4u) + bg], w_tile[kk * UNITS + u]);
         }
         workgroupBarrier();
     }

@@ -10,13 +10,7 @@
 
 fn backward_unit(u: Unit, rec: f32) {
     if (!u.in_sequence) {
-        pass_through(u, rec);
-        store_grad(u, 0u, 0.0);
-        store_grad(u, 1u, 0.0);
-        store_grad(u, 2u, 0.0);
-        store_input_grad(u, 0u, 0.0);
-        store_input_grad(u, 1u, 0.0);
-        store_input_grad(u, 2u, 0.0);
+        skip_padding(u, rec);
         return;
     }
     let dh = step_dh(u, rec);
@@ -35,18 +29,5 @@ fn backward_unit(u: Unit, rec: f32) {
     store_input_grad(u, 1u, dz);
     store_input_grad(u, 2u, dn);
     state[slot_of(0u, u)] += dh * z;
-    if ((dims.flags & PROBE) != 0u) {
-        var path = state[slot_of(4u, u)];
-        var product = state[slot_of(5u, u)];
-        if (u.t + 1u == final_step(u)) {
-            path = dh;
-            product = 1.0;
-        }
-        probe(u, 0u, dh);
-        probe(u, 1u, 0.0);
-        probe(u, 2u, path);
-        probe(u, 3u, product);
-        state[slot_of(4u, u)] = path * z;
-        state[slot_of(5u, u)] = product * z;
-    }
+    probe_paths(u, dh, 0.0, dh, z);
 }

@@ -10,11 +10,7 @@
 
 fn backward_unit(u: Unit, rec: f32) {
     if (!u.in_sequence) {
-        pass_through(u, rec);
-        store_grad(u, 0u, 0.0);
-        store_grad(u, 1u, 0.0);
-        store_grad(u, 2u, 0.0);
-        store_grad(u, 3u, 0.0);
+        skip_padding(u, rec);
         return;
     }
     let dh = step_dh(u, rec);
@@ -31,18 +27,5 @@ fn backward_unit(u: Unit, rec: f32) {
     store_grad(u, 2u, dc * ig * (1.0 - gg * gg));
     store_grad(u, 3u, dh * tc * og * (1.0 - og));
     state[slot_of(1u, u)] = dc * fg;
-    if ((dims.flags & PROBE) != 0u) {
-        var path = state[slot_of(4u, u)];
-        var product = state[slot_of(5u, u)];
-        if (u.t + 1u == final_step(u)) {
-            path = dh * og * (1.0 - tc * tc);
-            product = 1.0;
-        }
-        probe(u, 0u, dh);
-        probe(u, 1u, dc);
-        probe(u, 2u, path);
-        probe(u, 3u, product);
-        state[slot_of(4u, u)] = path * fg;
-        state[slot_of(5u, u)] = product * fg;
-    }
+    probe_paths(u, dh, dc, dh * og * (1.0 - tc * tc), fg);
 }

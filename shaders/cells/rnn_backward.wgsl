@@ -6,8 +6,7 @@
 
 fn backward_unit(u: Unit, rec: f32) {
     if (!u.in_sequence) {
-        pass_through(u, rec);
-        store_grad(u, 0u, 0.0);
+        skip_padding(u, rec);
         return;
     }
     let dh = step_dh(u, rec);

@@ -23,11 +23,7 @@ const SLOT_IMMEDIATE: &str = "var<immediate> slot: StepSlot;";
 
 /// The constants of one step kernel: its tiling, its cell's gates, the loop counts the
 /// template unrolls, and every flag.
-fn constants(
-    direction: Direction,
-    pointwise: Pointwise,
-    tiling: Tiling,
-) -> Vec<(&'static str, u32)> {
+fn constants(pointwise: Pointwise, tiling: Tiling) -> Vec<(&'static str, u32)> {
     let threads = tiling.threads();
     let rows_tile = tiling.batch_tile / 4 * tiling.k_tile;
     let w_tile = tiling.units * tiling.k_tile;
@@ -42,10 +38,7 @@ fn constants(
         ("KK_ITERS", tiling.k_tile / tiling.k_split),
         ("W_STAGE_ITERS", w_tile.div_ceil(threads)),
     ];
-    c.push(match direction {
-        Direction::Forward => ("H_STAGE_ITERS", rows_tile.div_ceil(threads)),
-        Direction::Backward => ("SRC_STAGE_ITERS", rows_tile.div_ceil(threads)),
-    });
+    c.push(("SRC_STAGE_ITERS", rows_tile.div_ceil(threads)));
     let mut out: Vec<(&'static str, u32)> = c.into_iter().map(|(n, v)| (n, v as u32)).collect();
     out.extend_from_slice(&flags::ALL);
     out
@@ -58,7 +51,7 @@ pub(crate) fn source(
     tiling: Tiling,
     immediates: bool,
 ) -> String {
-    let constants = constants(direction, pointwise, tiling);
+    let constants = constants(pointwise, tiling);
     let slot = if immediates {
         SLOT_IMMEDIATE
     } else {
