@@ -3,8 +3,8 @@
 alias WTile = f32;
 
 fn load_w(unit: u32, k: u32) -> f32 {
-    if (unit < dims.units && k < dims.k_size) {
-        return params[dims.w_offset + unit * dims.k_size + k];
+    if (unit < dims.p.units && k < dims.p.k_size) {
+        return params[dims.p.w_offset + unit * dims.p.k_size + k];
     }
     return 0.0;
 }

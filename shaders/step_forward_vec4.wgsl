@@ -4,10 +4,10 @@ alias WTile = vec4<f32>;
 
 fn load_w(unit: u32, k: u32) -> vec4<f32> {
     var w = vec4<f32>(0.0);
-    if (unit < dims.units && k < dims.k_size) {
+    if (unit < dims.p.units && k < dims.p.k_size) {
         // @unroll
         for (var g = 0u; g < GATES; g++) {
-            w[g] = params[dims.w_offset + (g * dims.units + unit) * dims.k_size + k];
+            w[g] = params[dims.p.w_offset + (g * dims.p.units + unit) * dims.p.k_size + k];
         }
     }
     return w;

@@ -2,6 +2,25 @@
 // host prepends the constants (tile sizes, flags) and expands every loop marked `@unroll`
 // (kernels/step/generate.rs).
 
+// What the dims of both templates open with (kernels/step/mod.rs, `Product`): the sizes, the
+// flags and the operands of the recurrent product. Source element (t, b, k) at
+// src_base + (t·B + b)·src_stride + k; the step's output (t, b, j) at dst_base + (t·B + b)·
+// dst_stride + j.
+struct Product {
+    batch: u32,
+    steps: u32,
+    flags: u32,
+    units: u32,      // output units of this dispatch
+    k_size: u32,     // length of the recurrent product
+    w_offset: u32,
+    src_base: u32,
+    src_stride: u32,
+    dst_base: u32,
+    dst_stride: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
 // The timestep (and, backwards, a mode flag) of each dispatch: a uniform read at a dynamic
 // offset, or immediate data where the device has immediates. A struct, as DX12 requires of
 // immediates. The declaration of `slot` is generated.

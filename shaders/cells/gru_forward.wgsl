@@ -7,8 +7,8 @@
 // Keeps r, z, n and W_hn h + b_hn for the backward pass. Padding steps carry h.
 
 fn recurrent_bias(u: Unit, g: u32) -> f32 {
-    if ((dims.flags & BIAS) != 0u) {
-        return params[dims.bias_hh + g * dims.units + u.j];
+    if ((dims.p.flags & BIAS) != 0u) {
+        return params[dims.bias_hh + g * dims.p.units + u.j];
     }
     return 0.0;
 }

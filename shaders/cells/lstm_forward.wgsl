@@ -9,9 +9,9 @@
 fn forward_unit(u: Unit, rec: vec4<f32>) {
     var c_prev: f32;
     if (u.has_prev) {
-        c_prev = cs[dims.cs_base + ((u.t_prev % dims.cs_slots) * dims.batch + u.b) * dims.cs_stride + u.j];
+        c_prev = cs[dims.cs_base + ((u.t_prev % dims.cs_slots) * dims.p.batch + u.b) * dims.cs_stride + u.j];
     } else {
-        c_prev = state[dims.c_init + u.b * dims.units + u.j];
+        c_prev = state[dims.c_init + u.b * dims.p.units + u.j];
     }
     var c = c_prev;
     var h = carried_h(u);
@@ -28,9 +28,9 @@ fn forward_unit(u: Unit, rec: vec4<f32>) {
         keep(u, 2u, gg);
         keep(u, 3u, og);
     }
-    cs[dims.cs_base + ((u.t % dims.cs_slots) * dims.batch + u.b) * dims.cs_stride + u.j] = c;
+    cs[dims.cs_base + ((u.t % dims.cs_slots) * dims.p.batch + u.b) * dims.cs_stride + u.j] = c;
     store_h(u, h);
     if (u.is_last) {
-        state[dims.c_last + u.b * dims.units + u.j] = c;
+        state[dims.c_last + u.b * dims.p.units + u.j] = c;
     }
 }

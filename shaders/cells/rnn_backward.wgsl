@@ -11,7 +11,7 @@ fn backward_unit(u: Unit, rec: f32) {
     }
     let dh = step_dh(u, rec);
     let h = saved_at(u);
-    if ((dims.flags & RELU) != 0u) {
+    if ((dims.p.flags & RELU) != 0u) {
         store_grad(u, 0u, select(0.0, dh, h > 0.0));
     } else {
         store_grad(u, 0u, dh * (1.0 - h * h));

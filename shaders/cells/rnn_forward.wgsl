@@ -8,7 +8,7 @@ fn forward_unit(u: Unit, rec: vec4<f32>) {
     var h = carried_h(u);
     if (u.in_sequence) {
         let pre = rec.x + xproj_at(u, 0u);
-        if ((dims.flags & RELU) != 0u) {
+        if ((dims.p.flags & RELU) != 0u) {
             h = select(max(pre, 0.0), pre, is_nan(pre)); // NaN passes, as in PyTorch
         } else {
             h = tanh_precise(pre);

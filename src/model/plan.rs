@@ -241,6 +241,7 @@ impl Plan {
             src_stride: u(src_stride),
             dst_base: u(dst_base),
             dst_stride: u(dst_stride),
+            _pad: [0; 2],
         }
     }
 
@@ -271,7 +272,7 @@ impl Plan {
             cs_slots: self.cs_slots(train) as u32,
             kept_stride: (self.cell.kept() * h) as u32,
             bias_hh: p.bias.map_or(0, |(_, b_hh)| b_hh) as u32,
-            _pad0: 0,
+            _pad: [0; 3],
         };
         let Some(w_hr) = p.w_hr else {
             return vec![(Pointwise::Cell(self.cell), cell)];
@@ -329,7 +330,7 @@ impl Plan {
             saved_stride: saved_stride as u32,
             kept_stride: (self.cell.kept() * h) as u32,
             slot_stride: self.slot_len() as u32,
-            _pad: [0; 3],
+            _pad: [0; 5],
         };
         let Some(w_hr) = p.w_hr else {
             return vec![(Pointwise::Cell(self.cell), cell)];

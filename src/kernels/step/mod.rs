@@ -110,7 +110,7 @@ impl Pointwise {
 
 /// What the dims of both templates open with: the sizes, the flags and the operands of the
 /// recurrent product (its output units, its length, W, where it reads and where the step
-/// writes). The WGSL structs are flat; so is this layout (all u32).
+/// writes): WGSL's `Product` (step_prelude.wgsl), 48 bytes as uniform layout aligns it.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Product {
@@ -124,6 +124,7 @@ pub(crate) struct Product {
     pub src_stride: u32,
     pub dst_base: u32,
     pub dst_stride: u32,
+    pub _pad: [u32; 2],
 }
 
 /// The per-sequence constants of the forward template (see `step_forward.wgsl`).
@@ -140,7 +141,7 @@ pub(crate) struct ForwardDims {
     pub cs_slots: u32,
     pub kept_stride: u32,
     pub bias_hh: u32,
-    pub _pad0: u32,
+    pub _pad: [u32; 3],
 }
 
 /// The per-sequence constants of the backward template (see `step_backward.wgsl`).
@@ -155,7 +156,7 @@ pub(crate) struct BackwardDims {
     pub saved_stride: u32,
     pub kept_stride: u32,
     pub slot_stride: u32,
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 5],
 }
 
 /// The buffers of a forward step kernel, in binding order after the uniform.
@@ -425,6 +426,16 @@ mod tests {
         assert_eq!(Wide.resolve(1, DiscreteGpu), Wide);
         assert_eq!(StepTiling::parse("split"), Some(StepTiling::Split));
         assert_eq!(StepTiling::parse("tall"), None);
+    }
+
+    /// The uniforms match WGSL's layout: Product is 48 bytes (its members are followed by a
+    /// 16-aligned one), and the dims structs fill whole 16-byte rows, as uniforms must.
+    #[test]
+    fn dims_have_the_uniform_layout() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Product>(), 48);
+        assert_eq!(size_of::<ForwardDims>(), 96);
+        assert_eq!(size_of::<BackwardDims>(), 96);
     }
 
     /// The tile constants are valid for the template: whole vec4s of batch rows, lanes that
