@@ -9,14 +9,20 @@
 // workgroup memory in TILE_K slices, k-major and as vec4 along M and N, so that each k of the
 // inner loop is two vec4 reads from workgroup memory for 16 multiply-adds.
 //
+// Split K: workgroup row z of the grid takes the k in [z·k_chunk, (z+1)·k_chunk), so that no
+// invocation walks more than k_chunk / TILE_K tiles (llvmpipe stops an invocation's loops
+// after 65,535 trips; a long serial walk is slow on GPUs too). With PARTIAL, the product of
+// chunk z goes to C + z·M·N and `sum_splits` adds the chunks up in order (deterministic) into
+// the real C, with the biases and the accumulation.
+//
 // Two entry points differ only in how they load the slices from memory: `gemm` loads scalars and
 // takes any offsets and sizes; `gemm_vec4` loads one vec4 of each operand per invocation, through
 // vec4 views of the same buffers, where both operands' offsets, row strides and contiguous
 // extents are multiples of 4 (the host checks; PyTorch-sized models qualify).
+//
+// TILE_M, TILE_N, TILE_K, THREADS and the flags come from the host (kernels/gemm.rs), which
+// also expands the loops marked @unroll.
 
-// TILE_M, TILE_N, TILE_K and the flags (TRANS_A, TRANS_B, ACCUMULATE, BIAS, BIAS2) come from the
-// host (kernels/gemm.rs).
-const THREADS: u32 = 256u;
 // 16×16 invocations of 4×4 outputs cover the tile; one slice of each operand is one vec4 per
 // invocation, or 4×4 blocks for a quarter of them.
 const_assert TILE_M == 64u;
@@ -37,6 +43,10 @@ struct Params {
     ldb: u32,
     ldc: u32,
     bias2_offset: u32,
+    k_chunk: u32, // a multiple of TILE_K
+    splits: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -47,11 +57,13 @@ struct Params {
 @group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>; // a, seen as vec4
 @group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>; // b, seen as vec4
 
-// [TILE_K][TILE_M / 4] and [TILE_K][TILE_N / 4]: element (kk, r) is a_tile[kk·16 + r/4][r%4].
-// Always written as whole vec4s: a store to one component of a shared vector may be compiled
-// as a read-modify-write of all four (a known DXC bug), which would race between invocations.
-var<workgroup> a_tile: array<vec4<f32>, TILE_K * TILE_M / 4u>;
-var<workgroup> b_tile: array<vec4<f32>, TILE_K * TILE_N / 4u>;
+// A's slice [TILE_K][TILE_M / 4], then B's [TILE_K][TILE_N / 4]: element (kk, r) of an operand is
+// tiles[base + kk·16 + r/4][r%4]. Always written as whole vec4s: a store to one component of a
+// shared vector may be compiled as a read-modify-write of all four (a known DXC bug), which would
+// race between invocations.
+const A_TILE: u32 = 0u;
+const B_TILE: u32 = TILE_K * TILE_M / 4u;
+var<workgroup> tiles: array<vec4<f32>, TILE_K * (TILE_M + TILE_N) / 4u>;
 
 fn load_a(row: u32, kk: u32) -> f32 {
     if (row >= p.m || kk >= p.k) {
@@ -73,6 +85,12 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return b[p.b_offset + kk * p.ldb + col];
 }
 
+// The k range of this workgroup's chunk.
+fn k_range(z: u32) -> vec2<u32> {
+    let begin = z * p.k_chunk;
+    return vec2<u32>(begin, min(p.k, begin + p.k_chunk));
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn gemm(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -83,13 +101,14 @@ fn gemm(
     let col0 = wg.x * TILE_N;
     let trans_a = (p.flags & TRANS_A) != 0u;
     let trans_b = (p.flags & TRANS_B) != 0u;
+    let range = k_range(wg.z);
 
     var acc: array<vec4<f32>, 4>; // acc[i][j]: row 4 ly + i, column 4 lx + j
 
-    for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
+    for (var k0 = range.x; k0 < range.y; k0 += TILE_K) {
         // Each invocation stages one vec4 of each tile (4 rows of A, 4 columns of B, at one k),
-        // whole: invocations never write parts of the same vec4. The index split follows the
-        // operand's memory order so that neighbouring invocations read neighbouring addresses.
+        // whole. The index split follows the operand's memory order so that neighbouring
+        // invocations read neighbouring addresses.
         var r: u32;
         var kk: u32;
         if (trans_a) { // stored [K, M]: the 4 rows are contiguous
@@ -99,7 +118,7 @@ fn gemm(
             kk = li % TILE_K;
             r = (li / TILE_K) * 4u;
         }
-        a_tile[kk * (TILE_M / 4u) + r / 4u] = vec4<f32>(
+        tiles[A_TILE + kk * (TILE_M / 4u) + r / 4u] = vec4<f32>(
             load_a(row0 + r, k0 + kk),
             load_a(row0 + r + 1u, k0 + kk),
             load_a(row0 + r + 2u, k0 + kk),
@@ -113,7 +132,7 @@ fn gemm(
             kk = li / (TILE_N / 4u);
             cc = (li % (TILE_N / 4u)) * 4u;
         }
-        b_tile[kk * (TILE_N / 4u) + cc / 4u] = vec4<f32>(
+        tiles[B_TILE + kk * (TILE_N / 4u) + cc / 4u] = vec4<f32>(
             load_b(k0 + kk, col0 + cc),
             load_b(k0 + kk, col0 + cc + 1u),
             load_b(k0 + kk, col0 + cc + 2u),
@@ -123,7 +142,34 @@ fn gemm(
         multiply_tiles(lid.xy, &acc);
         workgroupBarrier();
     }
-    store(row0, col0, lid.xy, acc);
+    store(row0, col0, wg.z, lid.xy, acc);
+}
+
+// A vec4 of operand `b_operand ? b : a` at vec4 index i.
+fn operand4(b_operand: bool, i: u32) -> vec4<f32> {
+    if (b_operand) {
+        return b4[i];
+    }
+    return a4[i];
+}
+
+// Stages a 4×4 block of an operand stored with K contiguous: lines line0 .. line0+3 (rows of A,
+// columns of B) of `lines` in all, at k .. k+3 of the slice at k0, read as 4 vec4 and stored
+// transposed (k-major) into the operand's tile at `tile`.
+fn stage_block(b_operand: bool, tile: u32, base: u32, ld: u32, lines: u32, line0: u32, kk: u32, k0: u32) {
+    var block: array<vec4<f32>, 4>; // block[q]: line line0 + q, k kk .. kk+3
+    // @unroll
+    for (var q = 0u; q < 4u; q++) {
+        if (line0 + q < lines && k0 + kk < p.k) {
+            block[q] = operand4(b_operand, (base + (line0 + q) * ld + k0 + kk) / 4u);
+        }
+    }
+    let lines_in_tile = line0 % TILE_M; // TILE_M == TILE_N
+    // @unroll
+    for (var j = 0u; j < 4u; j++) {
+        tiles[tile + (kk + j) * (TILE_M / 4u) + lines_in_tile / 4u] =
+            vec4<f32>(block[0][j], block[1][j], block[2][j], block[3][j]);
+    }
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -136,14 +182,17 @@ fn gemm_vec4(
     let col0 = wg.x * TILE_N;
     let trans_a = (p.flags & TRANS_A) != 0u;
     let trans_b = (p.flags & TRANS_B) != 0u;
+    let range = k_range(wg.z);
+    // Invocations that stage a 4×4 block (a quarter): A's the first 64, B's the last 64, so
+    // that with both operands K-contiguous 128 share the work.
+    let blocks = TILE_M * TILE_K / 16u;
 
     var acc: array<vec4<f32>, 4>;
 
-    for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
+    for (var k0 = range.x; k0 < range.y; k0 += TILE_K) {
         // Loads are vec4 along each operand's contiguous axis; a vec4 lies wholly inside or
         // outside the matrix. Where that axis is the tile's vec4 axis (rows of Aᵀ, columns of
-        // B), every invocation moves one vec4. Where it is K, 64 invocations each load a 4×4
-        // block and store it transposed, so that no two invocations write parts of one vec4.
+        // B), every invocation moves one vec4; where it is K, 4×4 blocks are stored transposed.
         if (trans_a) { // A stored [K, M]: 4 rows of one k
             let kk = li / (TILE_M / 4u);
             let r = (li % (TILE_M / 4u)) * 4u;
@@ -151,20 +200,11 @@ fn gemm_vec4(
             if (row0 + r < p.m && k0 + kk < p.k) {
                 v = a4[(p.a_offset + (k0 + kk) * p.lda + row0 + r) / 4u];
             }
-            a_tile[kk * (TILE_M / 4u) + r / 4u] = v;
-        } else if (li < TILE_M * TILE_K / 16u) { // A stored [M, K]: a block of 4 rows × 4 k
+            tiles[A_TILE + kk * (TILE_M / 4u) + r / 4u] = v;
+        } else if (li < blocks) { // A stored [M, K]: a block of 4 rows × 4 k
             let kk = (li % (TILE_K / 4u)) * 4u;
             let r = (li / (TILE_K / 4u)) * 4u;
-            var block: array<vec4<f32>, 4>; // block[q]: row r + q, k kk .. kk+3
-            for (var q = 0u; q < 4u; q++) {
-                if (row0 + r + q < p.m && k0 + kk < p.k) {
-                    block[q] = a4[(p.a_offset + (row0 + r + q) * p.lda + k0 + kk) / 4u];
-                }
-            }
-            for (var j = 0u; j < 4u; j++) {
-                a_tile[(kk + j) * (TILE_M / 4u) + r / 4u] =
-                    vec4<f32>(block[0][j], block[1][j], block[2][j], block[3][j]);
-            }
+            stage_block(false, A_TILE, p.a_offset, p.lda, p.m, row0 + r, kk, k0);
         }
         if (!trans_b) { // B stored [K, N]: 4 columns of one k
             let kk = li / (TILE_N / 4u);
@@ -173,35 +213,26 @@ fn gemm_vec4(
             if (col0 + cc < p.n && k0 + kk < p.k) {
                 v = b4[(p.b_offset + (k0 + kk) * p.ldb + col0 + cc) / 4u];
             }
-            b_tile[kk * (TILE_N / 4u) + cc / 4u] = v;
-        } else if (li >= THREADS - TILE_N * TILE_K / 16u) { // B stored [N, K]: 4 columns × 4 k
-            // The last 64 invocations, so that with A also transposed 128 share the work.
-            let block_index = li - (THREADS - TILE_N * TILE_K / 16u);
+            tiles[B_TILE + kk * (TILE_N / 4u) + cc / 4u] = v;
+        } else if (li >= THREADS - blocks) { // B stored [N, K]: 4 columns × 4 k
+            let block_index = li - (THREADS - blocks);
             let kk = (block_index % (TILE_K / 4u)) * 4u;
             let cc = (block_index / (TILE_K / 4u)) * 4u;
-            var block: array<vec4<f32>, 4>; // block[q]: column cc + q, k kk .. kk+3
-            for (var q = 0u; q < 4u; q++) {
-                if (col0 + cc + q < p.n && k0 + kk < p.k) {
-                    block[q] = b4[(p.b_offset + (col0 + cc + q) * p.ldb + k0 + kk) / 4u];
-                }
-            }
-            for (var j = 0u; j < 4u; j++) {
-                b_tile[(kk + j) * (TILE_N / 4u) + cc / 4u] =
-                    vec4<f32>(block[0][j], block[1][j], block[2][j], block[3][j]);
-            }
+            stage_block(true, B_TILE, p.b_offset, p.ldb, p.n, col0 + cc, kk, k0);
         }
         workgroupBarrier();
         multiply_tiles(lid.xy, &acc);
         workgroupBarrier();
     }
-    store(row0, col0, lid.xy, acc);
+    store(row0, col0, wg.z, lid.xy, acc);
 }
 
 // acc += the staged slices' product for this invocation's 4×4 register tile.
 fn multiply_tiles(lid: vec2<u32>, acc: ptr<function, array<vec4<f32>, 4>>) {
+    // @unroll
     for (var kk = 0u; kk < TILE_K; kk++) {
-        let av = a_tile[kk * (TILE_M / 4u) + lid.y];
-        let bv = b_tile[kk * (TILE_N / 4u) + lid.x];
+        let av = tiles[A_TILE + kk * (TILE_M / 4u) + lid.y];
+        let bv = tiles[B_TILE + kk * (TILE_N / 4u) + lid.x];
         (*acc)[0] += av.x * bv;
         (*acc)[1] += av.y * bv;
         (*acc)[2] += av.z * bv;
@@ -209,30 +240,57 @@ fn multiply_tiles(lid: vec2<u32>, acc: ptr<function, array<vec4<f32>, 4>>) {
     }
 }
 
-// Writes the register tile to C, with the biases and the accumulation the flags ask for.
-fn store(row0: u32, col0: u32, lid: vec2<u32>, acc: array<vec4<f32>, 4>) {
+// The value of C at `idx` with the biases and the accumulation the flags ask for.
+fn finished(v: f32, col: u32, idx: u32) -> f32 {
+    var out = v;
+    if ((p.flags & BIAS) != 0u) {
+        out += bias[p.bias_offset + col];
+    }
+    if ((p.flags & BIAS2) != 0u) {
+        out += bias[p.bias2_offset + col];
+    }
+    if ((p.flags & ACCUMULATE) != 0u) {
+        out += c[idx];
+    }
+    return out;
+}
+
+// Writes the register tile to C, or to chunk z's partial product.
+fn store(row0: u32, col0: u32, z: u32, lid: vec2<u32>, acc: array<vec4<f32>, 4>) {
+    let partial = (p.flags & PARTIAL) != 0u;
+    // @unroll
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + 4u * lid.y + i;
-        if (row >= p.m) {
-            break;
-        }
+        // @unroll
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + 4u * lid.x + j;
-            if (col >= p.n) {
-                break;
+            if (row < p.m && col < p.n) {
+                if (partial) {
+                    c[(z * p.m + row) * p.n + col] = acc[i][j];
+                } else {
+                    let idx = p.c_offset + row * p.ldc + col;
+                    c[idx] = finished(acc[i][j], col, idx);
+                }
             }
-            var v = acc[i][j];
-            if ((p.flags & BIAS) != 0u) {
-                v += bias[p.bias_offset + col];
-            }
-            if ((p.flags & BIAS2) != 0u) {
-                v += bias[p.bias2_offset + col];
-            }
-            let idx = p.c_offset + row * p.ldc + col;
-            if ((p.flags & ACCUMULATE) != 0u) {
-                v += c[idx];
-            }
-            c[idx] = v;
         }
     }
+}
+
+// C = Σ over the chunks of their partial products (in `a`, [splits, M, N]), in order, with the
+// biases and the accumulation: one invocation per element of C.
+@compute @workgroup_size(THREADS, 1, 1)
+fn sum_splits(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * THREADS;
+    let mn = p.m * p.n;
+    if (i >= mn) {
+        return;
+    }
+    var v = 0.0;
+    for (var z = 0u; z < p.splits; z++) {
+        v += a[z * mn + i];
+    }
+    let row = i / p.n;
+    let col = i % p.n;
+    let idx = p.c_offset + row * p.ldc + col;
+    c[idx] = finished(v, col, idx);
 }

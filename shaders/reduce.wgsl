@@ -9,7 +9,8 @@
 // Non-finite elements are counted separately from their bits (WGSL may assume that NaN and Inf
 // never occur, so arithmetic tests on them are not reliable).
 
-// THREADS and the flag ERROR_IF_NONFINITE come from the host (kernels/reduce.rs).
+// THREADS and the flag ERROR_IF_NONFINITE come from the host (kernels/reduce.rs), which also
+// expands the loops marked @unroll.
 
 struct Params {
     len: u32,
@@ -52,7 +53,9 @@ fn combine(x: Partial, y: Partial) -> Partial {
 }
 
 fn reduce_scratch(li: u32) {
-    for (var stride = THREADS / 2u; stride > 0u; stride /= 2u) {
+    // @unroll
+    for (var level = 0u; level < THREAD_LEVELS; level++) {
+        let stride = THREADS >> (level + 1u);
         if (li < stride) {
             scratch[li] = combine(scratch[li], scratch[li + stride]);
         }
@@ -178,7 +181,9 @@ fn row_norms(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     workgroupBarrier();
     scratch[li].scale = sum;
     workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride /= 2u) {
+    // @unroll
+    for (var level = 0u; level < THREAD_LEVELS; level++) {
+        let stride = THREADS >> (level + 1u);
         if (li < stride) {
             scratch[li].scale += scratch[li + stride].scale;
         }

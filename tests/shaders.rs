@@ -119,3 +119,71 @@ fn shaders_validate_and_translate_to_every_backend() {
         );
     }
 }
+
+/// The loops an entry point runs (its own and those of the functions it calls).
+fn loops_in(module: &naga::Module, block: &naga::Block) -> usize {
+    use naga::Statement as S;
+    block
+        .iter()
+        .map(|statement| match statement {
+            S::Loop {
+                body, continuing, ..
+            } => 1 + loops_in(module, body) + loops_in(module, continuing),
+            S::Block(b) => loops_in(module, b),
+            S::If { accept, reject, .. } => loops_in(module, accept) + loops_in(module, reject),
+            S::Switch { cases, .. } => cases.iter().map(|c| loops_in(module, &c.body)).sum(),
+            S::Call { function, .. } => loops_in(module, &module.functions[*function].body),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// llvmpipe stops every loop of an invocation once it has made 65,535 trips in all, which
+/// silently gives wrong results. Every fixed loop is unrolled when the source is generated, so
+/// the loops left are the walks whose trips the host bounds: each is listed here with the
+/// function that models its trips (tested against kernels::LOOP_BUDGET in the unit tests, and
+/// refusing sizes beyond it with Error::Limit). A new loop fails this test until it is
+/// modelled too.
+#[test]
+fn every_loop_left_has_a_trip_model() {
+    let expected: &[(&str, &str, usize)] = &[
+        ("gemm", "gemm", 1),             // the chunk of K: gemm::loop_trips
+        ("gemm", "gemm_vec4", 1),        // the same
+        ("gemm", "sum_splits", 1),       // the chunks
+        ("column_sum", "column_sum", 1), // a chunk's rows / 4: column_sum::loop_trips
+        ("column_sum", "sum_splits", 1), // the chunks
+        ("reduce", "sum_squares", 1),    // len / (1,024 · 256): 2,048 at 2^29 values
+        ("reduce", "finish_norm", 1),    // 1,024 partials / 256
+        ("reduce", "scale", 0),
+        ("reduce", "row_norms", 1), // a row / 256, checked in reduce::encode_row_norms
+        ("sequence", "copy_sequence", 0),
+        ("optim", "optimizer_step", 0),
+        ("loss", "cross_entropy", 4), // the classes / 64, at most 3 walks: loss::loop_trips
+        ("loss", "squared_error", 0),
+        ("loss", "mean_partials", 1), // a chunk's 64 rows
+        ("loss", "mean_loss", 1),     // the chunks / 256
+        ("one_hot", "one_hot", 0),
+        ("step", "step_forward", 1),  // K / K_TILE: step::loop_trips
+        ("step", "step_backward", 1), // the same
+    ];
+    let mut seen = 0;
+    for v in &shader_variants() {
+        let (module, _) = validated(v);
+        let family = v.name.split(' ').next().unwrap();
+        for entry in &module.entry_points {
+            let want = expected
+                .iter()
+                .find(|(f, e, _)| *f == family && *e == entry.name)
+                .unwrap_or_else(|| panic!("{} {}: no loop model", v.name, entry.name));
+            assert_eq!(
+                loops_in(&module, &entry.function.body),
+                want.2,
+                "{} {}: loops without a trip model",
+                v.name,
+                entry.name
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= expected.len());
+}

@@ -1,27 +1,34 @@
 //! `gemm.wgsl`: C = op(A)·op(B) (+C) (+bias), register-tiled, with vec4 loads where the
 //! operands allow them.
 
-use super::with_constants;
-use crate::error::Result;
+use super::{generated, LOOP_BUDGET};
+use crate::error::{Error, Result};
 use crate::gpu::{groups, Binding, Gpu, PipelineKey};
 
 const TILE_M: usize = 64;
 const TILE_N: usize = 64;
 const TILE_K: usize = 16;
+const THREADS: usize = 256;
+/// The most K values one workgroup walks: longer products are split into chunks of this many
+/// (1,024 tiles of TILE_K) whose partial products a second pass adds up.
+pub(crate) const K_CHUNK: usize = 16_384;
 
 const TRANS_A: u32 = 1;
 const TRANS_B: u32 = 2;
 const ACCUMULATE: u32 = 4;
 const BIAS: u32 = 8;
 const BIAS2: u32 = 16;
+const PARTIAL: u32 = 32;
 
 /// The WGSL source with the host's constants.
 pub(crate) fn source() -> String {
-    with_constants(
+    generated(
         &[
             ("TILE_M", TILE_M as u32),
             ("TILE_N", TILE_N as u32),
             ("TILE_K", TILE_K as u32),
+            ("THREADS", THREADS as u32),
+            ("PARTIAL", PARTIAL),
             ("TRANS_A", TRANS_A),
             ("TRANS_B", TRANS_B),
             ("ACCUMULATE", ACCUMULATE),
@@ -58,6 +65,9 @@ struct Params {
     ldb: u32,
     ldc: u32,
     bias2_offset: u32,
+    k_chunk: u32,
+    splits: u32,
+    _pad: [u32; 2],
 }
 
 /// A matrix operand: a row-major matrix at element `offset` of `buffer` with row stride
@@ -159,12 +169,69 @@ impl<'a> Gemm<'a> {
     }
 }
 
-/// Records the product into `pass`.
+/// Chunks of K a product of `k` is split into.
+pub(crate) fn splits(k: usize) -> usize {
+    k.div_ceil(K_CHUNK).max(1)
+}
+
+/// Trips of an invocation's loops: its walk over one chunk of K, or over the chunks.
+pub(crate) fn loop_trips(k: usize) -> u64 {
+    (K_CHUNK.min(k).div_ceil(TILE_K) as u64 + 1).max(splits(k) as u64 + 1)
+}
+
+/// Records the product into `pass`: one dispatch, or (K longer than [`K_CHUNK`]) one over
+/// the chunks of K into a scratch buffer and one that adds them up.
 pub(crate) fn encode(gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, op: &Gemm<'_>) -> Result<()> {
-    let wg = [groups(op.n, TILE_N), groups(op.m, TILE_M), 1];
+    let splits = splits(op.k);
+    let wg = [groups(op.n, TILE_N), groups(op.m, TILE_M), splits as u32];
     gpu.check_dispatch("a matrix product", wg)?;
+    let trips = loop_trips(op.k);
+    if trips > LOOP_BUDGET {
+        return Err(Error::Limit {
+            what: format!("a matrix product over K = {}", op.k),
+            limit: "loop trips per invocation (llvmpipe stops loops after 65,535)",
+            needed: trips,
+            available: LOOP_BUDGET,
+        });
+    }
     let entry = if op.vec4_loads() { "gemm_vec4" } else { "gemm" };
     let pipeline = gpu.pipeline(PipelineKey::plain("gemm", entry), &[&BINDINGS], 0, source)?;
+    let mut params = params_of(op);
+    params.k_chunk = K_CHUNK as u32;
+    params.splits = splits as u32;
+    let bias = op.bias.map_or(op.b.buffer, |(buffer, ..)| buffer);
+    let operands = |c| [op.a.buffer, op.b.buffer, bias, c, op.a.buffer, op.b.buffer];
+    if splits == 1 {
+        let group = gpu.uniform_group(&pipeline, "gemm params", &params, &operands(op.c))?;
+        gpu.launch(pass, &pipeline, &group, wg);
+        return Ok(());
+    }
+    // Every partial product is written before `sum_splits` reads it.
+    let partials = gpu.scratch("split-K partial products", splits * op.m * op.n)?;
+    let chunked = Params {
+        flags: params.flags | PARTIAL,
+        ..params
+    };
+    let group = gpu.uniform_group(&pipeline, "gemm params", &chunked, &operands(&partials))?;
+    gpu.launch(pass, &pipeline, &group, wg);
+    let sum = gpu.pipeline(
+        PipelineKey::plain("gemm", "sum_splits"),
+        &[&BINDINGS],
+        0,
+        source,
+    )?;
+    let grid = gpu.grid_2d(
+        "the sum of a split matrix product",
+        (op.m * op.n).div_ceil(THREADS),
+    )?;
+    let sums = [&partials, op.b.buffer, bias, op.c, op.a.buffer, op.b.buffer];
+    let group = gpu.uniform_group(&sum, "gemm params", &params, &sums)?;
+    gpu.launch(pass, &sum, &group, grid);
+    Ok(())
+}
+
+/// The uniform of `op` (one chunk).
+fn params_of(op: &Gemm<'_>) -> Params {
     let mut flags = 0;
     if op.a.transposed {
         flags |= TRANS_A;
@@ -175,17 +242,17 @@ pub(crate) fn encode(gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, op: &Gemm<'_>)
     if op.accumulate {
         flags |= ACCUMULATE;
     }
-    let (bias_buffer, bias_offset, bias2_offset) = match op.bias {
-        Some((buffer, first, second)) => {
+    let (bias_offset, bias2_offset) = match op.bias {
+        Some((_, first, second)) => {
             flags |= BIAS;
             if second.is_some() {
                 flags |= BIAS2;
             }
-            (buffer, first, second.unwrap_or(0))
+            (first, second.unwrap_or(0))
         }
-        None => (op.b.buffer, 0, 0),
+        None => (0, 0),
     };
-    let params = Params {
+    Params {
         m: op.m as u32,
         n: op.n as u32,
         k: op.k as u32,
@@ -198,16 +265,36 @@ pub(crate) fn encode(gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, op: &Gemm<'_>)
         ldb: op.b.stride as u32,
         ldc: op.n as u32,
         bias2_offset: bias2_offset as u32,
-    };
-    let buffers = [
-        op.a.buffer,
-        op.b.buffer,
-        bias_buffer,
-        op.c,
-        op.a.buffer,
-        op.b.buffer,
-    ];
-    let group = gpu.uniform_group(&pipeline, "gemm params", &params, &buffers)?;
-    gpu.launch(pass, &pipeline, &group, wg);
-    Ok(())
+        k_chunk: K_CHUNK as u32,
+        splits: 1,
+        _pad: [0; 2],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Up to K = 2^28 (a GEMM over all T·B rows of a 1 GiB operand), an invocation makes
+    /// fewer loop trips than the budget, where one walk over K would make K / 16; beyond,
+    /// `encode` refuses with `Error::Limit`.
+    #[test]
+    fn an_invocation_stays_under_the_loop_budget() {
+        for k in [
+            1,
+            16,
+            16_384,
+            16_385,
+            58_300,
+            65_536,
+            300_000,
+            4_194_304,
+            1 << 28,
+        ] {
+            assert!(loop_trips(k) <= LOOP_BUDGET, "K = {k}");
+        }
+        assert!(((1u64 << 28) / TILE_K as u64) > LOOP_BUDGET);
+        assert!(loop_trips(1 << 30) > LOOP_BUDGET);
+        assert_eq!(K_CHUNK % TILE_K, 0, "chunks are whole tiles");
+    }
 }

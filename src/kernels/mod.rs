@@ -27,6 +27,14 @@ pub fn with_constants(constants: &[(&str, u32)], body: &str) -> String {
     source + "\n" + body
 }
 
+/// [`with_constants`], then every loop marked `// @unroll` expanded (see
+/// [`step::unroll`](step)): how the shaders get their constants and their fixed loops
+/// unrolled whatever the driver's compiler does.
+pub(crate) fn generated(constants: &[(&str, u32)], body: &str) -> String {
+    let known = constants.iter().copied().collect();
+    with_constants(constants, &step::unroll(body, &known))
+}
+
 /// One WGSL module the engine can build.
 #[derive(Debug, Clone)]
 pub struct ShaderVariant {

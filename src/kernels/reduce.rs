@@ -1,6 +1,6 @@
 //! `reduce.wgsl`: the global L2 norm, the clip coefficient and the scale pass.
 
-use super::with_constants;
+use super::generated;
 use crate::error::Result;
 use crate::gpu::{groups, Binding, Gpu, PipelineKey};
 
@@ -14,9 +14,10 @@ pub(crate) const ERROR_IF_NONFINITE: u32 = 1;
 
 /// The WGSL source with the host's constants.
 pub(crate) fn source() -> String {
-    with_constants(
+    generated(
         &[
             ("THREADS", THREADS as u32),
+            ("THREAD_LEVELS", THREADS.trailing_zeros()),
             ("ERROR_IF_NONFINITE", ERROR_IF_NONFINITE),
         ],
         include_str!("../../shaders/reduce.wgsl"),
@@ -99,6 +100,16 @@ pub(crate) fn encode_row_norms(
         (65535, groups(rows, 65535))
     };
     gpu.check_dispatch("the per-step norms", [x, y, 1])?;
+    // Each of a row's THREADS invocations walks cols / THREADS values.
+    let trips = cols.div_ceil(THREADS) as u64 + 1;
+    if trips > super::LOOP_BUDGET {
+        return Err(crate::error::Error::Limit {
+            what: format!("per-step norms over {cols} values"),
+            limit: "loop trips per invocation (llvmpipe stops loops after 65,535)",
+            needed: trips,
+            available: super::LOOP_BUDGET,
+        });
+    }
     let row_norms = pipeline(gpu, "row_norms")?;
     let params = Params {
         len: cols as u32,

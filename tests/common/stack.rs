@@ -40,6 +40,12 @@ fn swap01(a: &[f32], d0: usize, d1: usize, f: usize) -> Vec<f32> {
 
 /// Runs `case` forward and backward on `gpu` and compares everything with the f64 reference.
 pub fn check_on(gpu: &Gpu, case: &Case, seed: u64) {
+    check_within(gpu, case, seed, (FORWARD_TOL, GRAD_TOL))
+}
+
+/// [`check_on`] with other tolerances (forward outputs, gradients), for cases whose f32
+/// rounding grows beyond what the defaults allow (e.g. very long dot products).
+pub fn check_within(gpu: &Gpu, case: &Case, seed: u64, (forward_tol, grad_tol): (f64, f64)) {
     let c = case.config;
     let (steps, batch) = (case.steps, case.batch);
     let (n_h, r, dirs, layers) = (c.hidden_size, c.output_size(), c.directions(), c.num_layers);
@@ -121,18 +127,18 @@ pub fn check_on(gpu: &Gpu, case: &Case, seed: u64) {
     };
     let want = stack_forward(&shape, &p, &inputs);
     let y = from_gpu(&out.y.to_vec().unwrap(), dirs * r);
-    assert_close(&format!("{label} y"), &y, &want.y, FORWARD_TOL);
+    assert_close(&format!("{label} y"), &y, &want.y, forward_tol);
     assert_close(
         &format!("{label} h_n"),
         &out.h_n.to_vec().unwrap(),
         &want.h_n,
-        FORWARD_TOL,
+        forward_tol,
     );
     assert_close(
         &format!("{label} c_n"),
         &out.c_n.to_vec().unwrap(),
         &want.c_n,
-        FORWARD_TOL,
+        forward_tol,
     );
 
     let g = stack_backward(
@@ -146,8 +152,8 @@ pub fn check_on(gpu: &Gpu, case: &Case, seed: u64) {
     let compare = |name: &str, got: &[f32], want: &[f64]| {
         let err = max_error_scaled(got, want);
         assert!(
-            err <= GRAD_TOL,
-            "{label} d{name}: error {err:.3e} > {GRAD_TOL:.0e}"
+            err <= grad_tol,
+            "{label} d{name}: error {err:.3e} > {grad_tol:.0e}"
         );
     };
     compare(

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{groups, lock, Binding, Gpu, Pipeline, PipelineKey};
 use std::sync::Arc;
 
-pub(crate) use generate::loop_trips;
+pub(crate) use generate::{loop_trips, unroll};
 use slots::StepSlots;
 use tiling::{immediates, settings};
 pub use tiling::{StepTiling, Tiling};
