@@ -167,6 +167,20 @@ mod tests {
         assert!(out.starts_with("a\n") && out.ends_with("b\n"), "{out}");
     }
 
+    /// The largest recurrent product a binding holds: W_hh of 4H × H ≤ 2^29 f32 (H = 11,585),
+    /// walked over K = 4H by the backward kernels: under the loop budget in every tiling.
+    #[test]
+    fn an_invocation_stays_under_the_loop_budget() {
+        use super::super::{StepTiling, Tiling};
+        for choice in StepTiling::ALL {
+            for direction in [Direction::Forward, Direction::Backward] {
+                let tiling = Tiling::of(choice, direction);
+                let trips = loop_trips(4 * 11_585, tiling);
+                assert!(trips <= crate::kernels::LOOP_BUDGET, "{tiling:?}: {trips}");
+            }
+        }
+    }
+
     #[test]
     #[should_panic(expected = "may not `break`")]
     fn unroll_refuses_a_body_that_breaks() {
