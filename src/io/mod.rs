@@ -7,7 +7,10 @@ use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod atomic;
 mod state_dict;
+
+pub use atomic::write_atomically;
 
 /// The values of a host tensor, in the file's type.
 #[derive(Debug, Clone, PartialEq)]
@@ -260,32 +263,4 @@ pub fn write_tensors_with_metadata(
         path,
         &serialize_tensors_with_metadata(tensors, Some(metadata))?,
     )
-}
-
-/// Writes `bytes` to `path` by temp-file-and-rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let io_err = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp); // best effort: the error below is what matters
-    }
-    result.map_err(io_err)
 }
