@@ -146,6 +146,20 @@ pub fn measure(
     if iters == 0 {
         return Err(Error::Invalid("at least one timed call is needed".into()));
     }
+    // The host data is made before any GPU buffer: check the sizes against the device first.
+    let widest = size.input.max(4 * size.hidden);
+    let bytes = [size.steps, size.batch, widest, 4]
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+    let limit = gpu.limits().max_storage_buffer_binding_size;
+    if bytes.is_none_or(|b| b > limit) {
+        return Err(Error::Limit {
+            what: format!("the activations of size {size}"),
+            limit: "max_storage_buffer_binding_size",
+            needed: bytes.unwrap_or(u64::MAX),
+            available: limit,
+        });
+    }
     let lstm = Lstm::new(gpu, LstmConfig::new(size.input, size.hidden))?;
     let (t, b) = (size.steps, size.batch);
     let x = Tensor::from_slice(gpu, &[t, b, size.input], &pseudo_random(t * b * size.input))?;

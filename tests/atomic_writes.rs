@@ -21,7 +21,10 @@ fn a_symlink_stays_a_link_to_the_updated_target() {
     let link = d.join("link.safetensors");
     std::os::unix::fs::symlink("real.safetensors", &link).unwrap();
     write_atomically(&link, b"new").unwrap();
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert_eq!(std::fs::read(&target).unwrap(), b"new");
     // A link to a file not yet made: it is made where the link points.
     let dangling = d.join("dangling");
@@ -79,6 +82,10 @@ fn concurrent_writers_to_one_path_all_succeed() {
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(bytes.len(), 1000);
     assert!(bytes.iter().all(|&b| b == bytes[0]), "a torn file");
-    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "temporary files left");
+    assert_eq!(
+        std::fs::read_dir(&d).unwrap().count(),
+        1,
+        "temporary files left"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }

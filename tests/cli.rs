@@ -489,6 +489,45 @@ fn train_every_cell_and_sample_checks_its_options() {
 }
 
 #[test]
+fn sample_refuses_a_checkpoint_with_nan_weights() {
+    use wgpu_lstm::io::{read_tensors_with_metadata, write_tensors_with_metadata, HostData};
+    let dir = temp_dir("nan-sample");
+    let ckpt = dir.join("c.safetensors");
+    let (code, _, err) = wgpu_lstm(
+        &[
+            &["train", "--checkpoint", ckpt.to_str().unwrap()][..],
+            &TINY,
+            &["2"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (mut tensors, meta) = read_tensors_with_metadata(&ckpt).unwrap();
+    if let HostData::F32(v) = &mut tensors.get_mut("head.weight").unwrap().data {
+        v.iter_mut().for_each(|x| *x = f32::NAN);
+    }
+    write_tensors_with_metadata(&ckpt, &tensors, meta).unwrap();
+    let (code, out, err) = wgpu_lstm(&[
+        "sample",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--length",
+        "40",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("`head.weight` holds NaN"), "{err}");
+    assert!(out.is_empty(), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_huge_bench_size_is_a_limit_error_not_an_abort() {
+    let (code, _, err) = wgpu_lstm(&["bench", "--size", "99999999x99999999x9x9", "--iters", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("max_storage_buffer_binding_size"), "{err}");
+}
+
+#[test]
 fn bad_clip_values_are_errors_not_off() {
     for clip in ["nan", "-1", "inf"] {
         let (code, _, err) =

@@ -210,3 +210,23 @@ fn a_process_killed_while_saving_leaves_a_loadable_checkpoint() {
     assert!(ckpt.exists(), "no checkpoint was ever written");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_cache_outlives_its_model_but_fits_no_other() {
+    // The cache names its model by a counter: a new model of the same configuration, even one
+    // whose buffers land where the dropped one's were, is another model.
+    let config = LstmConfig::new(2, 3);
+    let x = upload(&[2, 1, 2], &[0.1; 4]);
+    for _ in 0..300 {
+        let cache = {
+            let first = Lstm::new(gpu(), config).unwrap();
+            first.forward_train(&x, None, None).unwrap().cache.unwrap()
+        };
+        let second = Lstm::new(gpu(), config).unwrap();
+        let err = second
+            .backward(&cache, &Default::default(), false)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("another model"), "{err}");
+    }
+}
