@@ -15,10 +15,11 @@
 // chunk z goes to C + z·M·N and `sum_splits` adds the chunks up in order (deterministic) into
 // the real C, with the biases and the accumulation.
 //
-// Two entry points differ only in how they load the slices from memory: `gemm` loads scalars and
-// takes any offsets and sizes; `gemm_vec4` loads one vec4 of each operand per invocation, through
-// vec4 views of the same buffers, where both operands' offsets, row strides and contiguous
-// extents are multiples of 4 (the host checks; PyTorch-sized models qualify).
+// Two variants of the module differ only in how they load the slices from memory: with
+// VEC4_LOADS = 0 scalars, for any offsets and sizes; with VEC4_LOADS = 1 one vec4 of each
+// operand per invocation, through vec4 views of the same buffers, where both operands' offsets,
+// row strides and contiguous extents are multiples of 4 (the host checks; PyTorch-sized models
+// qualify).
 //
 // TILE_M, TILE_N, TILE_K, THREADS and the flags come from the host (kernels/gemm.rs), which
 // also expands the loops marked @unroll.
@@ -65,24 +66,35 @@ const A_TILE: u32 = 0u;
 const B_TILE: u32 = TILE_K * TILE_M / 4u;
 var<workgroup> tiles: array<vec4<f32>, TILE_K * (TILE_M + TILE_N) / 4u>;
 
-fn load_a(row: u32, kk: u32) -> f32 {
-    if (row >= p.m || kk >= p.k) {
+// Element (line, kk) of operand A (line = row) or B (line = column), zero outside it. An operand
+// is stored line-major ([M, K] for A, [N, K] for Bᵀ) or K-major ([K, M] for Aᵀ, [K, N] for B).
+fn load(b_operand: bool, line: u32, kk: u32) -> f32 {
+    var lines = p.m;
+    var base = p.a_offset;
+    var ld = p.lda;
+    var k_major = (p.flags & TRANS_A) != 0u;
+    if (b_operand) {
+        lines = p.n;
+        base = p.b_offset;
+        ld = p.ldb;
+        k_major = (p.flags & TRANS_B) == 0u;
+    }
+    if (line >= lines || kk >= p.k) {
         return 0.0;
     }
-    if ((p.flags & TRANS_A) != 0u) {
-        return a[p.a_offset + kk * p.lda + row];
+    let i = select(base + line * ld + kk, base + kk * ld + line, k_major);
+    if (b_operand) {
+        return b[i];
     }
-    return a[p.a_offset + row * p.lda + kk];
+    return a[i];
+}
+
+fn load_a(row: u32, kk: u32) -> f32 {
+    return load(false, row, kk);
 }
 
 fn load_b(kk: u32, col: u32) -> f32 {
-    if (kk >= p.k || col >= p.n) {
-        return 0.0;
-    }
-    if ((p.flags & TRANS_B) != 0u) {
-        return b[p.b_offset + col * p.ldb + kk];
-    }
-    return b[p.b_offset + kk * p.ldb + col];
+    return load(true, col, kk);
 }
 
 // The k range of this workgroup's chunk.
@@ -91,58 +103,65 @@ fn k_range(z: u32) -> vec2<u32> {
     return vec2<u32>(begin, min(p.k, begin + p.k_chunk));
 }
 
+// This workgroup's block of C (or of its chunk's partial product), staging the slices with
+// vec4 loads (VEC4_LOADS = 1, one variant of the module) or scalar ones.
 @compute @workgroup_size(16, 16, 1)
 fn gemm(
     @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_id) local: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
+    let lid = local.xy;
     let row0 = wg.y * TILE_M;
     let col0 = wg.x * TILE_N;
-    let trans_a = (p.flags & TRANS_A) != 0u;
-    let trans_b = (p.flags & TRANS_B) != 0u;
     let range = k_range(wg.z);
-
     var acc: array<vec4<f32>, 4>; // acc[i][j]: row 4 ly + i, column 4 lx + j
-
     for (var k0 = range.x; k0 < range.y; k0 += TILE_K) {
-        // Each invocation stages one vec4 of each tile (4 rows of A, 4 columns of B, at one k),
-        // whole. The index split follows the operand's memory order so that neighbouring
-        // invocations read neighbouring addresses.
-        var r: u32;
-        var kk: u32;
-        if (trans_a) { // stored [K, M]: the 4 rows are contiguous
-            kk = li / (TILE_M / 4u);
-            r = (li % (TILE_M / 4u)) * 4u;
-        } else { // stored [M, K]: neighbours take neighbouring k
-            kk = li % TILE_K;
-            r = (li / TILE_K) * 4u;
+        if (VEC4_LOADS != 0u) {
+            stage_vec4(row0, col0, li, k0);
+        } else {
+            stage_scalar(row0, col0, li, k0);
         }
-        tiles[A_TILE + kk * (TILE_M / 4u) + r / 4u] = vec4<f32>(
-            load_a(row0 + r, k0 + kk),
-            load_a(row0 + r + 1u, k0 + kk),
-            load_a(row0 + r + 2u, k0 + kk),
-            load_a(row0 + r + 3u, k0 + kk),
-        );
-        var cc: u32;
-        if (trans_b) { // stored [N, K]: neighbours take neighbouring k
-            kk = li % TILE_K;
-            cc = (li / TILE_K) * 4u;
-        } else { // stored [K, N]: the 4 columns are contiguous
-            kk = li / (TILE_N / 4u);
-            cc = (li % (TILE_N / 4u)) * 4u;
-        }
-        tiles[B_TILE + kk * (TILE_N / 4u) + cc / 4u] = vec4<f32>(
-            load_b(k0 + kk, col0 + cc),
-            load_b(k0 + kk, col0 + cc + 1u),
-            load_b(k0 + kk, col0 + cc + 2u),
-            load_b(k0 + kk, col0 + cc + 3u),
-        );
         workgroupBarrier();
-        multiply_tiles(lid.xy, &acc);
+        multiply_tiles(lid, &acc);
         workgroupBarrier();
     }
-    store(row0, col0, wg.z, lid.xy, acc);
+    store(row0, col0, wg.z, lid, acc);
+}
+
+// Each invocation stages one vec4 of each tile (4 rows of A, 4 columns of B, at one k), whole.
+// The index split follows the operand's memory order so that neighbouring invocations read
+// neighbouring addresses.
+fn stage_scalar(row0: u32, col0: u32, li: u32, k0: u32) {
+    var r: u32;
+    var kk: u32;
+    if ((p.flags & TRANS_A) != 0u) { // stored [K, M]: the 4 rows are contiguous
+        kk = li / (TILE_M / 4u);
+        r = (li % (TILE_M / 4u)) * 4u;
+    } else { // stored [M, K]: neighbours take neighbouring k
+        kk = li % TILE_K;
+        r = (li / TILE_K) * 4u;
+    }
+    tiles[A_TILE + kk * (TILE_M / 4u) + r / 4u] = vec4<f32>(
+        load_a(row0 + r, k0 + kk),
+        load_a(row0 + r + 1u, k0 + kk),
+        load_a(row0 + r + 2u, k0 + kk),
+        load_a(row0 + r + 3u, k0 + kk),
+    );
+    var cc: u32;
+    if ((p.flags & TRANS_B) != 0u) { // stored [N, K]: neighbours take neighbouring k
+        kk = li % TILE_K;
+        cc = (li / TILE_K) * 4u;
+    } else { // stored [K, N]: the 4 columns are contiguous
+        kk = li / (TILE_N / 4u);
+        cc = (li % (TILE_N / 4u)) * 4u;
+    }
+    tiles[B_TILE + kk * (TILE_N / 4u) + cc / 4u] = vec4<f32>(
+        load_b(k0 + kk, col0 + cc),
+        load_b(k0 + kk, col0 + cc + 1u),
+        load_b(k0 + kk, col0 + cc + 2u),
+        load_b(k0 + kk, col0 + cc + 3u),
+    );
 }
 
 // A vec4 of operand `b_operand ? b : a` at vec4 index i.
@@ -172,59 +191,40 @@ fn stage_block(b_operand: bool, tile: u32, base: u32, ld: u32, lines: u32, line0
     }
 }
 
-@compute @workgroup_size(16, 16, 1)
-fn gemm_vec4(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(local_invocation_index) li: u32,
-) {
-    let row0 = wg.y * TILE_M;
-    let col0 = wg.x * TILE_N;
-    let trans_a = (p.flags & TRANS_A) != 0u;
-    let trans_b = (p.flags & TRANS_B) != 0u;
-    let range = k_range(wg.z);
-    // Invocations that stage a 4×4 block (a quarter): A's the first 64, B's the last 64, so
-    // that with both operands K-contiguous 128 share the work.
-    let blocks = TILE_M * TILE_K / 16u;
-
-    var acc: array<vec4<f32>, 4>;
-
-    for (var k0 = range.x; k0 < range.y; k0 += TILE_K) {
-        // Loads are vec4 along each operand's contiguous axis; a vec4 lies wholly inside or
-        // outside the matrix. Where that axis is the tile's vec4 axis (rows of Aᵀ, columns of
-        // B), every invocation moves one vec4; where it is K, 4×4 blocks are stored transposed.
-        if (trans_a) { // A stored [K, M]: 4 rows of one k
-            let kk = li / (TILE_M / 4u);
-            let r = (li % (TILE_M / 4u)) * 4u;
-            var v = vec4<f32>(0.0);
-            if (row0 + r < p.m && k0 + kk < p.k) {
-                v = a4[(p.a_offset + (k0 + kk) * p.lda + row0 + r) / 4u];
-            }
-            tiles[A_TILE + kk * (TILE_M / 4u) + r / 4u] = v;
-        } else if (li < blocks) { // A stored [M, K]: a block of 4 rows × 4 k
-            let kk = (li % (TILE_K / 4u)) * 4u;
-            let r = (li / (TILE_K / 4u)) * 4u;
-            stage_block(false, A_TILE, p.a_offset, p.lda, p.m, row0 + r, kk, k0);
-        }
-        if (!trans_b) { // B stored [K, N]: 4 columns of one k
-            let kk = li / (TILE_N / 4u);
-            let cc = (li % (TILE_N / 4u)) * 4u;
-            var v = vec4<f32>(0.0);
-            if (col0 + cc < p.n && k0 + kk < p.k) {
-                v = b4[(p.b_offset + (k0 + kk) * p.ldb + col0 + cc) / 4u];
-            }
-            tiles[B_TILE + kk * (TILE_N / 4u) + cc / 4u] = v;
-        } else if (li >= THREADS - blocks) { // B stored [N, K]: 4 columns × 4 k
-            let block_index = li - (THREADS - blocks);
-            let kk = (block_index % (TILE_K / 4u)) * 4u;
-            let cc = (block_index / (TILE_K / 4u)) * 4u;
-            stage_block(true, B_TILE, p.b_offset, p.ldb, p.n, col0 + cc, kk, k0);
-        }
-        workgroupBarrier();
-        multiply_tiles(lid.xy, &acc);
-        workgroupBarrier();
+// Stages one vec4 of an operand stored K-major: 4 neighbouring lines (rows of A, columns of B)
+// of `lines` in all at one k of the slice at k0, from line0 on; one per invocation.
+fn stage_lines(b_operand: bool, tile: u32, base: u32, ld: u32, lines: u32, line0: u32, li: u32, k0: u32) {
+    let kk = li / (TILE_M / 4u); // TILE_M == TILE_N
+    let l = (li % (TILE_M / 4u)) * 4u;
+    var v = vec4<f32>(0.0);
+    if (line0 + l < lines && k0 + kk < p.k) {
+        v = operand4(b_operand, (base + (k0 + kk) * ld + line0 + l) / 4u);
     }
-    store(row0, col0, wg.z, lid.xy, acc);
+    tiles[tile + kk * (TILE_M / 4u) + l / 4u] = v;
+}
+
+// Loads are vec4 along each operand's contiguous axis; a vec4 lies wholly inside or outside the
+// matrix. Where that axis is the tile's vec4 axis (rows of Aᵀ, columns of B), every invocation
+// moves one vec4; where it is K, 4×4 blocks are stored transposed, by a quarter of the
+// invocations: A's the first 64, B's the last 64, so that with both operands K-contiguous 128
+// share the work.
+fn stage_vec4(row0: u32, col0: u32, li: u32, k0: u32) {
+    let blocks = TILE_M * TILE_K / 16u;
+    if ((p.flags & TRANS_A) != 0u) { // A stored [K, M]: 4 rows of one k
+        stage_lines(false, A_TILE, p.a_offset, p.lda, p.m, row0, li, k0);
+    } else if (li < blocks) { // A stored [M, K]: a block of 4 rows × 4 k
+        let kk = (li % (TILE_K / 4u)) * 4u;
+        let r = (li / (TILE_K / 4u)) * 4u;
+        stage_block(false, A_TILE, p.a_offset, p.lda, p.m, row0 + r, kk, k0);
+    }
+    if ((p.flags & TRANS_B) == 0u) { // B stored [K, N]: 4 columns of one k
+        stage_lines(true, B_TILE, p.b_offset, p.ldb, p.n, col0, li, k0);
+    } else if (li >= THREADS - blocks) { // B stored [N, K]: 4 columns × 4 k
+        let block_index = li - (THREADS - blocks);
+        let kk = (block_index % (TILE_K / 4u)) * 4u;
+        let cc = (block_index / (TILE_K / 4u)) * 4u;
+        stage_block(true, B_TILE, p.b_offset, p.ldb, p.n, col0 + cc, kk, k0);
+    }
 }
 
 // acc += the staged slices' product for this invocation's 4×4 register tile.

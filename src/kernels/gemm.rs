@@ -20,10 +20,11 @@ const BIAS: u32 = 8;
 const BIAS2: u32 = 16;
 const PARTIAL: u32 = 32;
 
-/// The WGSL source with the host's constants.
-pub(crate) fn source() -> String {
+/// The WGSL source with the host's constants: scalar loads, or vec4 loads.
+pub(crate) fn source(vec4_loads: bool) -> String {
     generated(
         &[
+            ("VEC4_LOADS", u32::from(vec4_loads)),
             ("TILE_M", TILE_M as u32),
             ("TILE_N", TILE_N as u32),
             ("TILE_K", TILE_K as u32),
@@ -194,13 +195,26 @@ pub(crate) fn encode(gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, op: &Gemm<'_>)
             available: LOOP_BUDGET,
         });
     }
-    let entry = if op.vec4_loads() { "gemm_vec4" } else { "gemm" };
-    let pipeline = gpu.pipeline(PipelineKey::plain("gemm", entry), &[&BINDINGS], 0, source)?;
+    let vec4 = op.vec4_loads();
+    let key = |entry| PipelineKey {
+        shader: "gemm",
+        entry,
+        variant: if vec4 { "vec4 loads" } else { "scalar loads" }.into(),
+    };
+    let pipeline = gpu.pipeline(key("gemm"), &[&BINDINGS], 0, || source(vec4))?;
     let mut params = params_of(op);
     params.k_chunk = K_CHUNK as u32;
     params.splits = splits as u32;
     let bias = op.bias.map_or(op.b.buffer, |(buffer, ..)| buffer);
-    let operands = |c| [op.a.buffer, op.b.buffer, bias, c, op.a.buffer, op.b.buffer];
+    // The scalar entry point never reads the vec4 views, but they must still be bindable
+    // (at least one vec4) when an operand is smaller.
+    let unused = gpu.scratch("unused vec4 view", 4)?;
+    let (a4, b4): (&wgpu::Buffer, &wgpu::Buffer) = if vec4 {
+        (op.a.buffer, op.b.buffer)
+    } else {
+        (&unused, &unused)
+    };
+    let operands = |c| [op.a.buffer, op.b.buffer, bias, c, a4, b4];
     if splits == 1 {
         let group = gpu.uniform_group(&pipeline, "gemm params", &params, &operands(op.c))?;
         gpu.launch(pass, &pipeline, &group, wg);
@@ -214,17 +228,12 @@ pub(crate) fn encode(gpu: &Gpu, pass: &mut wgpu::ComputePass<'_>, op: &Gemm<'_>)
     };
     let group = gpu.uniform_group(&pipeline, "gemm params", &chunked, &operands(&partials))?;
     gpu.launch(pass, &pipeline, &group, wg);
-    let sum = gpu.pipeline(
-        PipelineKey::plain("gemm", "sum_splits"),
-        &[&BINDINGS],
-        0,
-        source,
-    )?;
+    let sum = gpu.pipeline(key("sum_splits"), &[&BINDINGS], 0, || source(vec4))?;
     let grid = gpu.grid_2d(
         "the sum of a split matrix product",
         (op.m * op.n).div_ceil(THREADS),
     )?;
-    let sums = [&partials, op.b.buffer, bias, op.c, op.a.buffer, op.b.buffer];
+    let sums = [&partials, op.b.buffer, bias, op.c, a4, b4];
     let group = gpu.uniform_group(&sum, "gemm params", &params, &sums)?;
     gpu.launch(pass, &sum, &group, grid);
     Ok(())

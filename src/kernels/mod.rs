@@ -55,7 +55,8 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
         immediates: false,
     };
     let mut out = vec![
-        plain("gemm", gemm::source()),
+        plain("gemm", gemm::source(false)),
+        plain("gemm vec4", gemm::source(true)),
         plain("column_sum", column_sum::source()),
         plain("reduce", reduce::source()),
         plain("sequence", sequence::source()),
