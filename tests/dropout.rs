@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use wgpu_lstm::{Lstm, LstmConfig, OutputGrads};
+use wgpu_lstm::{Cell, Lstm, LstmConfig, Nonlinearity, OutputGrads};
 
 const T: usize = 6;
 const B: usize = 3;
@@ -11,14 +11,11 @@ const I: usize = 4;
 const H: usize = 5;
 
 fn model(p: f32) -> Lstm {
-    Lstm::new(
-        gpu(),
-        LstmConfig::new(I, H)
-            .with_layers(2)
-            .with_dropout(p)
-            .with_seed(77),
-    )
-    .unwrap()
+    model_of(LstmConfig::new(I, H), p)
+}
+
+fn model_of(cell: LstmConfig, p: f32) -> Lstm {
+    Lstm::new(gpu(), cell.with_layers(2).with_dropout(p).with_seed(77)).unwrap()
 }
 
 fn x() -> wgpu_lstm::Tensor {
@@ -61,16 +58,31 @@ fn dropout_acts_in_training_only() {
 
 #[test]
 fn dropout_gradient_matches_finite_differences() {
+    // Every cell: the mask sits between layers whatever the cell.
+    for cell in [
+        LstmConfig::new(I, H),
+        LstmConfig::new(I, H).with_cell(Cell::Gru),
+        LstmConfig::new(I, H).with_proj_size(3),
+        LstmConfig::new(I, H)
+            .with_cell(Cell::Rnn)
+            .with_nonlinearity(Nonlinearity::Relu),
+    ] {
+        dropout_gradient_of(cell);
+    }
+}
+
+fn dropout_gradient_of(cell: LstmConfig) {
     // L = Σ dy·y. Fresh models with the same seed draw the same mask on their first training
     // pass, so L(w ± εv) differ only through w. Central differences in f32 with ε = 1e-2 are
     // good to ~1e-3 relative here; a backward pass ignoring the mask is off by O(1).
     let x = x();
-    let dy = upload(&[T, B, H], &random(T * B * H, 1.0, 79));
+    let r = cell.output_size();
+    let dy = upload(&[T, B, r], &random(T * B * r, 1.0, 79));
     let dyv = dy.to_vec().unwrap();
     let name = "weight_ih_l0"; // below the dropout: its gradient crosses the mask
-    let v = random(4 * H * I, 1.0, 80);
+    let v = random(cell.gates() * H * I, 1.0, 80);
     let loss = |shift: f32| {
-        let m = model(0.5);
+        let m = model_of(cell, 0.5);
         let w: Vec<f32> = m
             .params()
             .get(name)
@@ -88,17 +100,10 @@ fn dropout_gradient_matches_finite_differences() {
     };
     let eps = 1e-2;
     let numeric = (loss(eps) - loss(-eps)) / (2.0 * eps as f64);
-    let m = model(0.5);
+    let m = model_of(cell, 0.5);
     let out = m.forward_train(&x, None, None).unwrap();
-    m.backward(
-        out.cache.as_ref().unwrap(),
-        &OutputGrads {
-            dy: Some(&dy),
-            ..Default::default()
-        },
-        false,
-    )
-    .unwrap();
+    m.backward(out.cache.as_ref().unwrap(), &OutputGrads::dy(&dy), false)
+        .unwrap();
     let g = m.params().grad(name).unwrap();
     let analytic: f64 = g
         .iter()
@@ -108,6 +113,6 @@ fn dropout_gradient_matches_finite_differences() {
     let rel = (numeric - analytic).abs() / analytic.abs().max(1e-3);
     assert!(
         rel < 1e-2,
-        "directional derivative: numeric {numeric}, analytic {analytic} ({rel:.2e})"
+        "{cell:?}: directional derivative: numeric {numeric}, analytic {analytic} ({rel:.2e})"
     );
 }

@@ -50,25 +50,48 @@ fn character_model_loss_falls() {
 fn resumed_run_equals_uninterrupted_run() {
     let dir = std::env::temp_dir().join(format!("wgpu-lstm-resume-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (i, optimizer) in [
-        OptimizerConfig::adamw(0.01),
-        OptimizerConfig::Sgd {
-            lr: 0.1,
-            momentum: 0.9,
-            dampening: 0.0,
-            weight_decay: 0.0,
-            nesterov: true,
-        },
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    let nesterov = OptimizerConfig::Sgd {
+        lr: 0.1,
+        momentum: 0.9,
+        dampening: 0.0,
+        weight_decay: 0.0,
+        nesterov: true,
+    };
+    // Every cell, each with one of the optimizers.
+    let runs = [
+        (small_config(OptimizerConfig::adamw(0.01)), "LSTM"),
+        (small_config(nesterov), "LSTM"),
+        (
+            TrainConfig {
+                cell: wgpu_lstm::Cell::Gru,
+                ..small_config(OptimizerConfig::adam(0.01))
+            },
+            "GRU",
+        ),
+        (
+            TrainConfig {
+                proj_size: 5,
+                ..small_config(nesterov)
+            },
+            "LSTMP",
+        ),
+        (
+            TrainConfig {
+                cell: wgpu_lstm::Cell::Rnn,
+                nonlinearity: wgpu_lstm::Nonlinearity::Relu,
+                ..small_config(OptimizerConfig::adamw(0.01))
+            },
+            "relu RNN",
+        ),
+    ];
+    for (i, (config, label)) in runs.into_iter().enumerate() {
+        let optimizer = config.optimizer;
         let task = Task::Chars(CharCorpus::new(BUILTIN_TEXT).unwrap());
-        let mut straight = Trainer::new(gpu(), small_config(optimizer), task.clone(), 20).unwrap();
+        let mut straight = Trainer::new(gpu(), config.clone(), task.clone(), 20).unwrap();
         for _ in 0..8 {
             straight.step().unwrap();
         }
-        let mut first = Trainer::new(gpu(), small_config(optimizer), task, 20).unwrap();
+        let mut first = Trainer::new(gpu(), config.clone(), task, 20).unwrap();
         for _ in 0..5 {
             first.step().unwrap();
         }
@@ -84,8 +107,9 @@ fn resumed_run_equals_uninterrupted_run() {
         assert_eq!(
             resumed.model().lstm().state_dict().unwrap(),
             straight.model().lstm().state_dict().unwrap(),
-            "{optimizer:?}"
+            "{label} {optimizer:?}"
         );
+        assert_eq!(checkpoint.config, config, "{label}");
         assert_eq!(resumed.step_count(), 8);
         // A checkpoint of another text is refused.
         assert!(Checkpoint::read(&path, Some("another text entirely")).is_err());
