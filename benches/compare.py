@@ -20,7 +20,7 @@ def main(ours_path, theirs_path):
         t = index.get((r["size"], r["mode"]))
         if t is None:
             continue
-        print(f"| {r['size']} | {r['mode']} | {r['ms']:.3f} | {t['ms']:.3f} | {t['ms'] / r['ms']:.2f} | "
+        print(f"| {r['size']} | {r['mode']}{' (' + r['recurrence'] + ')' if 'recurrence' in r else ''} | {r['ms']:.3f} | {t['ms']:.3f} | {t['ms'] / r['ms']:.2f} | "
               f"{r['gflops']:.1f} | {t['gflops']:.1f} |")
 
 

@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --all-targets
 cargo test --doc
-WGPU_BACKEND=gl cargo test --test forward --test backward --test clip --test embedding --test stacked --test golden --test dropout --test optim --test training --test gradflow --test tiling --test scratch --test long_reductions --test checkpoints
+WGPU_BACKEND=gl cargo test --test forward --test backward --test clip --test embedding --test stacked --test golden --test dropout --test optim --test training --test gradflow --test tiling --test recurrence --test scratch --test long_reductions --test checkpoints

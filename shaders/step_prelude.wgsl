@@ -1,6 +1,6 @@
-// Prelude of the recurrent step templates: the per-step slot and the activation helpers. The
-// host prepends the constants (tile sizes, flags) and expands every loop marked `@unroll`
-// (kernels/step/generate.rs).
+// Prelude of the recurrent templates (step and sequence): the shared dims, the per-step slot
+// and the activation helpers. The host prepends the constants (tile sizes, flags) and expands
+// every loop marked `@unroll` (kernels/step/generate.rs).
 
 // What the dims of both templates open with (kernels/step/mod.rs, `Product`): the sizes, the
 // flags and the operands of the recurrent product. Source element (t, b, k) at
@@ -17,8 +17,8 @@ struct Product {
     src_stride: u32,
     dst_base: u32,
     dst_stride: u32,
+    gates: u32,      // weight rows per unit: the cell's gates, 1 for the projection
     _pad0: u32,
-    _pad1: u32,
 }
 
 // The timestep (and, backwards, a mode flag) of each dispatch: a uniform read at a dynamic
@@ -29,27 +29,6 @@ struct StepSlot {
     mode: u32,
     _pad0: u32,
     _pad1: u32,
-}
-
-// Stages the K_TILE-wide slice at k0 of the source rows of this workgroup's batch tile in
-// src_tile, whole vec4s of 4 rows at one k (invocations never write parts of one vector):
-// src_tile[kk · BATCH_TILE/4 + r/4][r % 4] = src[row r][k0 + kk]. Each template defines
-// src_tile and load_src.
-fn stage_source(li: u32, batch0: u32, k0: u32, t_src: u32, has_src: bool) {
-    // @unroll
-    for (var i = 0u; i < SRC_STAGE_ITERS; i++) {
-        let e = li + i * THREADS;
-        if (e < BATCH_TILE / 4u * K_TILE) {
-            let kk = e % K_TILE;
-            let r0 = batch0 + (e / K_TILE) * 4u;
-            src_tile[kk * (BATCH_TILE / 4u) + e / K_TILE] = vec4<f32>(
-                load_src(t_src, has_src, r0, k0 + kk),
-                load_src(t_src, has_src, r0 + 1u, k0 + kk),
-                load_src(t_src, has_src, r0 + 2u, k0 + kk),
-                load_src(t_src, has_src, r0 + 3u, k0 + kk),
-            );
-        }
-    }
 }
 
 // WGSL lets an implementation assume that no NaN or infinity occurs, so builtins such as clamp,

@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
-use crate::model::{DispatchCounts, Lstm, LstmConfig, OutputGrads};
+use crate::kernels::Recurrence;
+use crate::model::{Lstm, LstmConfig, OutputGrads};
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -115,8 +116,11 @@ pub struct Measurement {
     pub us_per_step: f64,
     /// FLOPs (see [`BenchSize::forward_flops`]) per second, in GFLOP/s.
     pub gflops: f64,
-    /// Compute dispatches per timestep (the design: 1 forward, 2 when training): the counted
-    /// calls' dispatches less the O(1) ones, over T.
+    /// The recurrence the calls took (`auto` resolved).
+    pub recurrence: Recurrence,
+    /// Compute dispatches per timestep (the design with the step kernels: 1 forward, 2 when
+    /// training): the counted calls' dispatches less the O(1) ones, over T; 0 with the
+    /// sequence kernel, whose dispatches are O(1) per call.
     pub dispatches_per_step: usize,
     /// All compute dispatches of one call (the per-step ones, GEMMs, clipping), as counted by
     /// [`Gpu::dispatch_count`](crate::Gpu::dispatch_count).
@@ -162,6 +166,7 @@ pub fn measure(
     }
     let lstm = Lstm::new(gpu, LstmConfig::new(size.input, size.hidden))?;
     let (t, b) = (size.steps, size.batch);
+    let (recurrence, d) = lstm.dispatch_counts(t, b)?;
     let x = Tensor::from_slice(gpu, &[t, b, size.input], &pseudo_random(t * b * size.input))?;
     let dy = Tensor::from_slice(
         gpu,
@@ -223,15 +228,22 @@ pub fn measure(
     times.sort();
     let median = times[times.len() / 2].as_secs_f64() * 1e3;
     let flops = size.forward_flops() * if mode == Mode::Training { 3.0 } else { 1.0 };
-    let d = DispatchCounts::for_steps(t);
+    let recurrent = match recurrence {
+        Recurrence::Sequence => 0,
+        _ => t,
+    };
     // Per call: counted as recorded (this benchmark is the device's only user). Per step: the
     // same count less the O(1) part of the design (DispatchCounts), over T.
     let fixed = match mode {
-        Mode::Inference => d.forward - t,
-        Mode::Training => d.forward + d.backward + d.clip - 2 * t,
+        Mode::Inference => d.forward - recurrent,
+        Mode::Training => d.forward + d.backward + d.clip - 2 * recurrent,
     };
     let per_call = dispatches as usize;
-    let per_step = per_call.saturating_sub(fixed).div_ceil(t);
+    let per_step = if recurrent == 0 {
+        0
+    } else {
+        per_call.saturating_sub(fixed).div_ceil(t)
+    };
     Ok(Measurement {
         size,
         mode,
@@ -239,6 +251,7 @@ pub fn measure(
         ms_min: times[0].as_secs_f64() * 1e3,
         us_per_step: median * 1e3 / t as f64,
         gflops: flops / (median * 1e-3) / 1e9,
+        recurrence,
         dispatches_per_step: per_step,
         dispatches_per_call: per_call,
         host_us_per_step: host.as_secs_f64() * 1e6 / (iters * t) as f64,
@@ -262,13 +275,14 @@ fn pseudo_random(n: usize) -> Vec<f32> {
 /// The table `wgpu-lstm bench` prints.
 pub fn table(rows: &[Measurement]) -> String {
     let mut s = String::from(
-        "| size T×B×I×H | mode | ms/call (median) | µs/step | GFLOP/s | dispatches/step (per call) | host µs/step | GPU memory | timing |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| size T×B×I×H | mode | recurrence | ms/call (median) | µs/step | GFLOP/s | dispatches/step (per call) | host µs/step | GPU memory | timing |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         s += &format!(
-            "| {} | {} | {:.3} | {:.1} | {:.1} | {} ({}) | {:.1} | {:.1} MiB | {} |\n",
+            "| {} | {} | {} | {:.3} | {:.1} | {:.1} | {} ({}) | {:.1} | {:.1} MiB | {} |\n",
             r.size,
             r.mode,
+            r.recurrence.name(),
             r.ms,
             r.us_per_step,
             r.gflops,
@@ -287,7 +301,8 @@ pub fn table(rows: &[Measurement]) -> String {
                 .iter()
                 .map(|(l, ms)| format!("{l} {ms:.3}"))
                 .collect();
-            s += &format!("- {} {}: {}\n", r.size, r.mode, parts.join(", "));
+            let (size, mode, recurrence) = (r.size, r.mode, r.recurrence.name());
+            s += &format!("- {size} {mode} ({recurrence}): {}\n", parts.join(", "));
         }
     }
     s
@@ -299,8 +314,8 @@ pub fn json(device: &str, rows: &[Measurement]) -> String {
         .iter()
         .map(|r| {
             format!(
-                "    {{\"size\": \"{}\", \"T\": {}, \"B\": {}, \"I\": {}, \"H\": {}, \"mode\": \"{}\", \"ms\": {:.6}, \"ms_min\": {:.6}, \"us_per_step\": {:.3}, \"gflops\": {:.3}, \"dispatches_per_step\": {}, \"dispatches_per_call\": {}, \"host_us_per_step\": {:.3}, \"memory_bytes\": {}, \"timing\": \"{}\", \"breakdown_ms\": {{{}}}}}",
-                r.size, r.size.steps, r.size.batch, r.size.input, r.size.hidden, r.mode, r.ms, r.ms_min, r.us_per_step, r.gflops,
+                "    {{\"size\": \"{}\", \"T\": {}, \"B\": {}, \"I\": {}, \"H\": {}, \"mode\": \"{}\", \"recurrence\": \"{}\", \"ms\": {:.6}, \"ms_min\": {:.6}, \"us_per_step\": {:.3}, \"gflops\": {:.3}, \"dispatches_per_step\": {}, \"dispatches_per_call\": {}, \"host_us_per_step\": {:.3}, \"memory_bytes\": {}, \"timing\": \"{}\", \"breakdown_ms\": {{{}}}}}",
+                r.size, r.size.steps, r.size.batch, r.size.input, r.size.hidden, r.mode, r.recurrence.name(), r.ms, r.ms_min, r.us_per_step, r.gflops,
                 r.dispatches_per_step, r.dispatches_per_call, r.host_us_per_step, r.memory_bytes,
                 r.timing,
                 r.breakdown.iter().map(|(l, ms)| format!("\"{l}\": {ms:.6}")).collect::<Vec<_>>().join(", ")

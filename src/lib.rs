@@ -36,7 +36,7 @@ pub mod train;
 
 pub use error::{Error, GpuErrorKind, Result};
 pub use gpu::{Gpu, GpuTimes, Tensor};
-pub use kernels::StepTiling;
+pub use kernels::{Recurrence, StepTiling};
 pub use model::{
     BackwardOutput, Cell, ClipNorm, DispatchCounts, ForwardCache, ForwardOptions, GradientProbes,
     Lstm, LstmConfig, LstmOutput, Nonlinearity, OutputGrads, ParamArena, ParamNames,

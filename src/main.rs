@@ -41,6 +41,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime_dir = cli::runtime::ensure_runtime_dir();
     let result = match cli.command {
         Command::Train(args) => cli::train::run(&args),
         Command::Sample(args) => cli::sample::run(&args),
@@ -50,6 +51,9 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check::run(&args),
         Command::Infer(args) => cli::infer::run(&args),
     };
+    if let Some(dir) = runtime_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -21,6 +21,31 @@ fn devices_lists_an_adapter() {
     assert!(out.contains("max_storage_buffer_binding_size"), "{out}");
 }
 
+/// Started without XDG_RUNTIME_DIR, the CLI gives itself a private one (Mesa warns otherwise)
+/// and removes it at exit.
+#[test]
+fn no_runtime_dir_warning_without_xdg_runtime_dir() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wgpu-lstm"))
+        .arg("devices")
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .expect("run wgpu-lstm");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+    // Named by the child's pid; the other tests' runs have XDG_RUNTIME_DIR set (.ci/run).
+    let stray = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("wgpu-lstm-runtime-")
+        })
+        .count();
+    assert_eq!(stray, 0, "runtime directories left in the temp directory");
+}
+
 #[test]
 fn check_passes_on_awkward_sizes() {
     let (code, out, err) = wgpu_lstm(&[
@@ -37,7 +62,13 @@ fn check_passes_on_awkward_sizes() {
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert_eq!(out.matches(" ok").count(), 11, "{out}");
     assert!(!out.contains("FAIL"), "{out}");
-    assert!(out.contains("dispatches: forward 8, backward 13"), "{out}");
+    // T = 7: the step kernels record T + 1 forward and T + 6 backward; the sequence kernel
+    // one chunk each way, plus the GEMMs and bias sum (auto takes it on CPU adapters).
+    assert!(
+        out.contains("dispatches (step recurrence): forward 8, backward 13")
+            || out.contains("dispatches (sequence recurrence): forward 2, backward 6"),
+        "{out}"
+    );
     // Every cell: 11 checks, 12 with the projection's weight.
     for (cell, checks) in [
         (&["--cell", "gru"][..], 11),
@@ -214,13 +245,15 @@ fn train_saves_a_checkpoint_that_sample_and_resume_use() {
         "6",
         "--checkpoint",
         ckpt_s,
-        "--quiet",
         "--log-every",
         "2",
     ]);
     assert_eq!(code, 0, "{err}");
+    // Without --quiet too: stdout is a pipe here, so plain lines (with an ETA), not a bar.
     assert!(
-        out.contains("resumed at step 4") && out.contains("step 6: loss"),
+        out.contains("resumed at step 4")
+            && out.contains("step 6: loss")
+            && out.contains("| ETA 0s"),
         "{out}"
     );
     let (code, _, err) = wgpu_lstm(&["sample", "--checkpoint", ckpt_s, "--prompt", "€"]);
@@ -316,20 +349,55 @@ fn gradflow_writes_csv_svg_and_summary() {
 
 #[test]
 fn bench_smoke_prints_the_table_and_json() {
-    let (code, out, err) = wgpu_lstm(&["bench", "--smoke", "--iters", "2", "--warmup", "1"]);
+    let smoke = ["bench", "--smoke", "--iters", "2", "--warmup", "1"];
+    let (code, out, err) = wgpu_lstm(&[&smoke[..], &["--recurrence", "step"]].concat());
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("| 16x4x16x32 | training |") && out.contains("GFLOP/s"),
+        out.contains("| 16x4x16x32 | training | step |") && out.contains("GFLOP/s"),
         "{out}"
     );
-    // One dispatch per timestep forward, two when training (forward + backward).
+    // The step kernels: one dispatch per timestep forward, two when training (forward +
+    // backward); T = 16 steps and the input GEMM.
     assert!(out.contains("| 1 (17) |") && out.contains("| 2 ("), "{out}");
-    let (code, json, err) = wgpu_lstm(&["bench", "--size", "3x2x5x7", "--iters", "1", "--json"]);
+    // Both recurrences in one run; the sequence kernel records O(1) dispatches per call: the
+    // GEMM and one chunk forward; training adds 1 chunk, 4 GEMMs, 1 bias sum and 3 for clipping.
+    let (code, out, err) = wgpu_lstm(
+        &[
+            &smoke[..],
+            &["--recurrence", "step", "--recurrence", "sequence"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("| 16x4x16x32 | inference | step |"), "{out}");
+    assert!(
+        out.contains("| 16x4x16x32 | inference | sequence |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| 0 (2) |") && out.contains("| 0 (11) |"),
+        "{out}"
+    );
+    let (code, json, err) = wgpu_lstm(&[
+        "bench",
+        "--size",
+        "3x2x5x7",
+        "--iters",
+        "1",
+        "--json",
+        "--recurrence",
+        "sequence",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        json.contains("\"size\": \"3x2x5x7\"") && json.contains("\"mode\": \"training\""),
+        json.contains("\"size\": \"3x2x5x7\"")
+            && json.contains("\"mode\": \"training\"")
+            && json.contains("\"recurrence\": \"sequence\""),
         "{json}"
     );
+    let (code, _, err) = wgpu_lstm(&["bench", "--size", "3x2x5x7", "--recurrence", "loop"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--recurrence loop"), "{err}");
     let (code, _, err) = wgpu_lstm(&["bench", "--size", "3x2x5"]);
     assert_eq!(code, 2);
     assert!(err.contains("TxBxIxH"), "{err}");

@@ -3,16 +3,18 @@
 //! several layers, both directions, variable lengths, and sizes that fill no tile (H below,
 //! between and above the tile widths; batches that leave a partial batch tile).
 //!
-//! Each test opens its own device, since the tiling is a setting of the device.
+//! Each test opens its own device, since the tiling is a setting of the device, and forces
+//! the step kernels (auto may take the sequence kernel at these sizes).
 
 mod common;
 
 use common::stack::{check_on, Case};
-use wgpu_lstm::{Cell, Gpu, LstmConfig, Nonlinearity, StepTiling};
+use wgpu_lstm::{Cell, Gpu, LstmConfig, Nonlinearity, Recurrence, StepTiling};
 
 fn check_tiling(tiling: StepTiling) {
     let gpu = Gpu::new().unwrap_or_else(|e| panic!("these tests need a GPU adapter: {e}"));
     gpu.set_step_tiling(tiling);
+    gpu.set_recurrence(Recurrence::Step);
     assert_eq!(gpu.step_tiling(), tiling);
     let cases = [
         // The smallest: one unit, one row, one step (H < K_SPLIT: most lanes have no k).
@@ -111,6 +113,7 @@ fn long_sequence_at_batch_one_in_the_split_tiling() {
     // Many steps: an error in the lane sums would grow through the recurrence.
     let gpu = Gpu::new().unwrap_or_else(|e| panic!("these tests need a GPU adapter: {e}"));
     gpu.set_step_tiling(StepTiling::Split);
+    gpu.set_recurrence(Recurrence::Step);
     let case = Case {
         config: LstmConfig::new(8, 24),
         steps: 150,
@@ -126,6 +129,7 @@ fn counted_dispatches_meet_the_budget() {
     // backward, per layer and direction, plus the O(1) ones of DispatchCounts.
     use wgpu_lstm::{DispatchCounts, Lstm, OutputGrads, Tensor};
     let gpu = Gpu::new().unwrap_or_else(|e| panic!("these tests need a GPU adapter: {e}"));
+    gpu.set_recurrence(Recurrence::Step);
     let (steps, batch) = (9, 3);
     let cells = [
         LstmConfig::new(5, 6),
@@ -144,6 +148,10 @@ fn counted_dispatches_meet_the_budget() {
             Tensor::from_slice(&gpu, &[steps, batch, 5], &vec![0.1; steps * batch * 5]).unwrap();
         let per_model = layers * config.directions();
         let want = DispatchCounts::for_config(&config, steps);
+        assert_eq!(
+            lstm.dispatch_counts(steps, batch).unwrap(),
+            (Recurrence::Step, want)
+        );
         // The budget per layer and direction, as the README states it for each cell.
         let (forward_budget, backward_budget) = match (config.cell, config.proj_size, config.bias) {
             (_, 0, false) => (steps + 1, steps + 5),

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use wgpu_lstm::bench::{
     json as bench_json, measure, table as bench_table, BenchSize, Mode, SMOKE_SIZES, STANDARD_SIZES,
 };
-use wgpu_lstm::Gpu;
+use wgpu_lstm::{Gpu, Recurrence};
 
 #[derive(clap::Args)]
 pub(crate) struct BenchArgs {
@@ -31,6 +31,10 @@ pub(crate) struct BenchArgs {
     /// README's portability notes) [default: $WGPU_LSTM_TILING, else auto].
     #[arg(long)]
     tiling: Option<String>,
+    /// How the recurrence is recorded: auto, step or sequence (repeatable: every size is timed
+    /// with each) [default: $WGPU_LSTM_RECURRENCE, else auto].
+    #[arg(long = "recurrence")]
+    recurrences: Vec<String>,
 }
 
 pub(crate) fn run(a: &BenchArgs) -> wgpu_lstm::Result<ExitCode> {
@@ -43,6 +47,17 @@ pub(crate) fn run(a: &BenchArgs) -> wgpu_lstm::Result<ExitCode> {
         })?;
         gpu.set_step_tiling(tiling);
     }
+    let recurrences = a
+        .recurrences
+        .iter()
+        .map(|name| {
+            Recurrence::parse(name).ok_or_else(|| {
+                wgpu_lstm::Error::Invalid(format!(
+                    "--recurrence {name}: expected auto, step or sequence"
+                ))
+            })
+        })
+        .collect::<wgpu_lstm::Result<Vec<_>>>()?;
     let sizes: Vec<BenchSize> = if !a.sizes.is_empty() {
         a.sizes
             .iter()
@@ -68,12 +83,27 @@ pub(crate) fn run(a: &BenchArgs) -> wgpu_lstm::Result<ExitCode> {
     );
     let mut rows = Vec::new();
     for size in &sizes {
-        for mode in [Mode::Inference, Mode::Training] {
-            let row = measure(&gpu, *size, mode, a.warmup, a.iters)?;
-            if !a.json {
-                eprintln!("{size} {mode}: {:.3} ms", row.ms);
+        // The device's setting when none is given.
+        let settings = if recurrences.is_empty() {
+            vec![None]
+        } else {
+            recurrences.iter().map(Some).collect()
+        };
+        for recurrence in settings {
+            if let Some(&recurrence) = recurrence {
+                gpu.set_recurrence(recurrence);
             }
-            rows.push(row);
+            for mode in [Mode::Inference, Mode::Training] {
+                let row = measure(&gpu, *size, mode, a.warmup, a.iters)?;
+                if !a.json {
+                    eprintln!(
+                        "{size} {mode} ({}): {:.3} ms",
+                        row.recurrence.name(),
+                        row.ms
+                    );
+                }
+                rows.push(row);
+            }
         }
     }
     if a.json {

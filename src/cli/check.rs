@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Instant;
 use wgpu_lstm::reference::{self, StackInputs, StackShape};
-use wgpu_lstm::{DispatchCounts, Gpu, Lstm, LstmConfig, OutputGrads, Tensor};
+use wgpu_lstm::{Gpu, Lstm, LstmConfig, OutputGrads, Tensor};
 
 #[derive(clap::Args)]
 pub(crate) struct CheckArgs {
@@ -154,10 +154,13 @@ pub(crate) fn run(a: &CheckArgs) -> wgpu_lstm::Result<ExitCode> {
         (norm as f64 - clip_ref.total_norm).abs() / clip_ref.total_norm,
         1e-5,
     );
-    let d = DispatchCounts::for_config(&config, t);
+    let (recurrence, d) = lstm.dispatch_counts(t, b)?;
     println!(
-        "dispatches: forward {}, backward {}, clip {}; one submit each",
-        d.forward, d.backward, d.clip
+        "dispatches ({} recurrence): forward {}, backward {}, clip {}; one submit each",
+        recurrence.name(),
+        d.forward,
+        d.backward,
+        d.clip
     );
     println!(
         "gradient norm {norm:.4} → coefficient {:.4}",

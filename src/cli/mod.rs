@@ -6,5 +6,6 @@ pub(crate) mod devices;
 pub(crate) mod gradflow;
 pub(crate) mod infer;
 pub(crate) mod options;
+pub(crate) mod runtime;
 pub(crate) mod sample;
 pub(crate) mod train;

@@ -2,6 +2,7 @@
 
 use super::options::CellArgs;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,7 +88,8 @@ pub(crate) struct TrainArgs {
     /// except --steps, --checkpoint, --checkpoint-every, --log-every and --device).
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// No progress bar, one line per --log-every steps instead.
+    /// No progress bar, one line per --log-every steps instead (also what happens when stdout
+    /// is not a terminal).
     #[arg(long)]
     quiet: bool,
     /// Adapter to use: a case-insensitive part of its name (see `devices`).
@@ -211,13 +213,15 @@ pub(crate) fn run(a: &TrainArgs) -> wgpu_lstm::Result<ExitCode> {
     // Without a handler (e.g. one is already installed) Ctrl-C simply ends the process.
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
 
-    let bar = if a.quiet {
+    // Plain lines where a bar would not be seen (a pipe, a log file, CI).
+    let plain = a.quiet || !std::io::stdout().is_terminal();
+    let bar = if plain {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(total)
     };
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}] {msg}")
+        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}, ETA {eta}] {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_position(trainer.step_count());
@@ -247,8 +251,10 @@ pub(crate) fn run(a: &TrainArgs) -> wgpu_lstm::Result<ExitCode> {
             if m.skipped > 0 {
                 msg += &format!(" | skipped {} non-finite", m.skipped);
             }
-            if a.quiet {
-                println!("step {step}: {msg}");
+            if plain {
+                let done = (step - start_step) as f64;
+                let left = start.elapsed().as_secs_f64() / done.max(1.0) * (total - step) as f64;
+                println!("step {step}: {msg} | ETA {}", eta(left));
             }
             bar.set_message(msg);
         }
@@ -295,4 +301,24 @@ pub(crate) fn run(a: &TrainArgs) -> wgpu_lstm::Result<ExitCode> {
     println!("curve (step:{loss_name}): {}", picks.join(" "));
     println!("checkpoint: {}", a.checkpoint.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Seconds left as the progress lines show them: `45s`, `3m05s`, `1h02m`.
+fn eta(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn eta_reads_as_a_duration() {
+        assert_eq!(super::eta(44.6), "45s");
+        assert_eq!(super::eta(185.0), "3m05s");
+        assert_eq!(super::eta(3720.0), "1h02m");
+    }
 }

@@ -117,12 +117,21 @@ impl Gpu {
 
     /// A uniform buffer holding a plain-old-data value.
     pub(crate) fn uniform<T: bytemuck::Pod>(&self, what: &str, value: &T) -> Result<wgpu::Buffer> {
+        self.uniform_slice(what, std::slice::from_ref(value))
+    }
+
+    /// A uniform buffer holding `values` (a WGSL array of them).
+    pub(crate) fn uniform_slice<T: bytemuck::Pod>(
+        &self,
+        what: &str,
+        values: &[T],
+    ) -> Result<wgpu::Buffer> {
         self.scoped(|| {
             Ok(wgpu::util::DeviceExt::create_buffer_init(
                 &self.inner.device,
                 &wgpu::util::BufferInitDescriptor {
                     label: Some(what),
-                    contents: bytemuck::bytes_of(value),
+                    contents: bytemuck::cast_slice(values),
                     usage: wgpu::BufferUsages::UNIFORM,
                 },
             ))

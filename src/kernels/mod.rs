@@ -15,7 +15,7 @@ pub(crate) mod sequence;
 pub mod step;
 
 pub use cell::{Cell, Nonlinearity};
-pub use step::{StepTiling, Tiling};
+pub use step::{Recurrence, StepTiling, Tiling};
 
 /// `const NAME: u32 = VALUE;` for each constant, then `body`: how a shader gets the values it
 /// shares with the host.
@@ -71,6 +71,7 @@ pub fn shader_variants() -> Vec<ShaderVariant> {
 /// The WGSL files under `shaders/` that the variants are built from (the test checks that
 /// none is left out).
 pub const SHADER_FILES: &[&str] = &[
+    "backward_cells.wgsl",
     "cells/gru_backward.wgsl",
     "cells/gru_forward.wgsl",
     "cells/lstm_backward.wgsl",
@@ -80,18 +81,24 @@ pub const SHADER_FILES: &[&str] = &[
     "cells/rnn_backward.wgsl",
     "cells/rnn_forward.wgsl",
     "column_sum.wgsl",
+    "forward_cells.wgsl",
     "gemm.wgsl",
     "loss.wgsl",
     "one_hot.wgsl",
     "optim.wgsl",
     "reduce.wgsl",
     "sequence.wgsl",
+    "sequence_backward.wgsl",
+    "sequence_forward.wgsl",
+    "sequence_phase_backward.wgsl",
+    "sequence_phase_forward.wgsl",
     "step_backward.wgsl",
     "step_forward.wgsl",
     "step_forward_scalar.wgsl",
     "step_forward_vec4.wgsl",
     "step_lanes.wgsl",
     "step_prelude.wgsl",
+    "step_staging.wgsl",
 ];
 
 /// The most loop trips any invocation of an engine kernel may make, with a margin below the

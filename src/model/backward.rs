@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{check_shape, Tensor};
 use crate::kernels::column_sum;
 use crate::kernels::gemm::{self, Gemm, Operand};
-use crate::kernels::step::{self, flags, BackwardBuffers};
+use crate::kernels::step::{self, flags, BackwardBuffers, BackwardDims, Pointwise};
+use crate::kernels::Recurrence;
 use std::sync::Arc;
 
 /// Slots of the backward state (see `step_backward.wgsl`).
@@ -124,15 +125,7 @@ impl Lstm {
                             probe_here,
                             (dy_offset, width),
                         );
-                        let dispatches = dims
-                            .iter()
-                            .map(|(pointwise, d)| step::backward(gpu, *pointwise, d, &buffers))
-                            .collect::<Result<Vec<_>>>()?;
-                        let reverse = part.reverse();
-                        let order = (0..steps)
-                            .map(|s| (if reverse { s } else { steps - 1 - s }, 0))
-                            .chain(std::iter::once((0, flags::H0_MODE)));
-                        step::encode_steps(gpu, &mut pass, &dispatches, steps, order)?;
+                        self.encode_backward_recurrence(&mut pass, &plan, part, &dims, &buffers)?;
                         drop(pass);
                         pass = gpu.compute_pass(&mut encoder, "weight and input gradients");
                         self.encode_weight_grads(
@@ -201,6 +194,31 @@ impl Lstm {
                 dc0: Tensor::view(gpu, dc0, 0, &[n, batch, plan.hidden]),
             })
         })
+    }
+
+    /// The backward recurrence of part `p`: its steps in the reverse of the forward order,
+    /// then dh_0, as step dispatches or with the sequence kernel.
+    fn encode_backward_recurrence(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        plan: &Plan,
+        part: &Part,
+        dims: &[(Pointwise, BackwardDims)],
+        buffers: &BackwardBuffers<'_>,
+    ) -> Result<()> {
+        let gpu = &self.gpu;
+        if plan.recurrence(gpu)? == Recurrence::Sequence {
+            return step::sequence::backward(gpu, pass, dims, buffers);
+        }
+        let dispatches = dims
+            .iter()
+            .map(|(pointwise, d)| step::backward(gpu, *pointwise, d, buffers))
+            .collect::<Result<Vec<_>>>()?;
+        let (steps, reverse) = (plan.steps, part.reverse());
+        let order = (0..steps)
+            .map(|s| (if reverse { s } else { steps - 1 - s }, 0))
+            .chain(std::iter::once((0, flags::H0_MODE)));
+        step::encode_steps(gpu, pass, &dispatches, steps, order)
     }
 
     /// Clears the backward states and sets their carries from dh_n and dc_n, and the initial

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::gpu::{Gpu, Tensor};
 use crate::kernels::gemm::{self, Gemm, Operand};
 use crate::kernels::step::{self, ForwardBuffers};
+use crate::kernels::Recurrence;
 use std::sync::atomic::Ordering;
 
 /// The buffers one call shares between its layers.
@@ -276,8 +277,11 @@ impl Lstm {
         shared: &Shared<'_>,
         buffers: &ForwardBuffers<'_>,
     ) -> Result<()> {
-        let dispatches = plan
-            .forward_dims(p, train, shared.has_lengths)
+        let dims = plan.forward_dims(p, train, shared.has_lengths);
+        if plan.recurrence(gpu)? == Recurrence::Sequence {
+            return step::sequence::forward(gpu, pass, &dims, buffers);
+        }
+        let dispatches = dims
             .iter()
             .map(|(pointwise, dims)| step::forward(gpu, *pointwise, dims, buffers))
             .collect::<Result<Vec<_>>>()?;

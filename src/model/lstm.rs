@@ -4,12 +4,14 @@
 use super::arena::ParamArena;
 use super::config::LstmConfig;
 use super::outputs::{
-    BackwardOutput, ForwardCache, ForwardOptions, GradientProbes, LstmOutput, OutputGrads,
+    BackwardOutput, DispatchCounts, ForwardCache, ForwardOptions, GradientProbes, LstmOutput,
+    OutputGrads,
 };
+use super::plan::Plan;
 use crate::error::{fmt_shape, Error, Result};
 use crate::gpu::{check_shape, Gpu, Tensor};
-use crate::kernels::reduce;
 use crate::kernels::sequence::{self, SequenceCopy};
+use crate::kernels::{reduce, Recurrence};
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -117,6 +119,22 @@ impl Lstm {
             ..ForwardOptions::states(h0, c0)
         };
         self.run(x, &train)
+    }
+
+    /// The recurrence a call over `steps` × `batch` takes on this model's device (the device's
+    /// [`Recurrence`] setting, auto resolved for these sizes) and the dispatches per layer and
+    /// direction it records.
+    pub fn dispatch_counts(
+        &self,
+        steps: usize,
+        batch: usize,
+    ) -> Result<(Recurrence, DispatchCounts)> {
+        let plan = Plan::new(&self.config, &self.arena, steps, batch)?;
+        let (recurrence, forward, backward) = plan.recurrence_dispatches(&self.gpu)?;
+        Ok((
+            recurrence,
+            DispatchCounts::with_recurrence(&self.config, forward, backward),
+        ))
     }
 
     /// The forward pass over `x` (`[T, B, I]`, or `[B, T, I]` batch-first) with all options.

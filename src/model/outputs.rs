@@ -143,28 +143,43 @@ pub struct GradientProbes {
 /// is one submit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchCounts {
-    /// Forward, per layer and direction: the input-projection GEMM plus one fused step per
-    /// timestep (two with projections: the cell's and the projection's).
+    /// Forward, per layer and direction: the input-projection GEMM plus the recurrence: with
+    /// the step kernels one fused step per timestep (two with projections: the cell's and the
+    /// projection's); with the sequence kernel one per chunk of steps (one unless T is longer
+    /// than an invocation may loop).
     pub forward: usize,
-    /// Backward, per layer and direction: the fused steps (two per timestep with projections),
-    /// one for dh0, the GEMMs (dW_ih, dW_hh as the steps after the first plus the first step's
-    /// initial state, dx, and dW_hr with projections) and the column sums of the biases (one;
-    /// two for the GRU, whose input-side and recurrent-side gradients differ).
+    /// Backward, per layer and direction: the recurrence (the step kernels' steps plus one for
+    /// dh0; the sequence kernel's chunks, dh0 in the last), the GEMMs (dW_ih, dW_hh as the
+    /// steps after the first plus the first step's initial state, dx, and dW_hr with
+    /// projections) and the column sums of the biases (one; two for the GRU, whose input-side
+    /// and recurrent-side gradients differ).
     pub backward: usize,
     /// Gradient clipping, for the whole model: sum of squares, norm and coefficient, scale: 3.
     pub clip: usize,
 }
 
 impl DispatchCounts {
-    /// The counts of a one-layer, one-direction LSTM with biases over `steps` timesteps:
-    /// forward T + 1, backward T + 6, clip 3.
+    /// The counts of a one-layer, one-direction LSTM with biases over `steps` timesteps with
+    /// the step kernels: forward T + 1, backward T + 6, clip 3.
     pub fn for_steps(steps: usize) -> DispatchCounts {
         DispatchCounts::for_config(&LstmConfig::new(1, 1), steps)
     }
 
-    /// The counts per layer and direction of a model of `config` over `steps` timesteps.
+    /// The counts per layer and direction of a model of `config` over `steps` timesteps with
+    /// the step kernels ([`Lstm::dispatch_counts`](crate::Lstm::dispatch_counts) gives the
+    /// recurrence a call takes).
     pub fn for_config(config: &LstmConfig, steps: usize) -> DispatchCounts {
         let per_step = if config.proj_size > 0 { 2 } else { 1 };
+        DispatchCounts::with_recurrence(config, per_step * steps, per_step * steps + 1)
+    }
+
+    /// The counts of a model of `config` whose recurrence records `forward` dispatches
+    /// forward and `backward` (dh0 included) backward, per layer and direction.
+    pub(crate) fn with_recurrence(
+        config: &LstmConfig,
+        forward: usize,
+        backward: usize,
+    ) -> DispatchCounts {
         let gemms = 4 + usize::from(config.proj_size > 0);
         let sides = if config.cell.separate_input_grads() {
             2
@@ -173,8 +188,8 @@ impl DispatchCounts {
         };
         let bias_sums = if config.bias { sides } else { 0 };
         DispatchCounts {
-            forward: 1 + per_step * steps,
-            backward: per_step * steps + 1 + gemms + bias_sums,
+            forward: 1 + forward,
+            backward: backward + gemms + bias_sums,
             clip: 3,
         }
     }

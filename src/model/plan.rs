@@ -5,7 +5,10 @@
 use super::arena::ParamArena;
 use super::config::{LstmConfig, ParamNames};
 use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::step::sequence::{self, Shape};
 use crate::kernels::step::{flags, BackwardDims, ForwardDims, Pointwise, Product};
+use crate::kernels::Recurrence;
 use crate::kernels::{Cell, Nonlinearity};
 
 /// One layer and direction.
@@ -228,9 +231,11 @@ impl Plan {
         (units, k_size, w_offset): (usize, usize, usize),
         (src_base, src_stride): (usize, usize),
         (dst_base, dst_stride): (usize, usize),
+        gates: usize,
     ) -> Product {
         let u = |v: usize| v as u32;
         Product {
+            gates: u(gates),
             batch: u(self.batch),
             steps: u(self.steps),
             flags,
@@ -241,8 +246,40 @@ impl Plan {
             src_stride: u(src_stride),
             dst_base: u(dst_base),
             dst_stride: u(dst_stride),
-            _pad: [0; 2],
+            _pad: 0,
         }
+    }
+
+    /// How this call records its recurrences (the same for every layer and direction: their
+    /// recurrent products have the same sizes): the device's setting, auto resolved for the
+    /// sizes of the products forward and backward.
+    pub fn recurrence(&self, gpu: &Gpu) -> Result<Recurrence> {
+        let [forward, backward] = self.sequence_shapes();
+        sequence::choose(gpu, [&forward, &backward])
+    }
+
+    /// The sequence kernels of a layer and direction, forward and backward.
+    fn sequence_shapes(&self) -> [Shape; 2] {
+        let part = &self.parts[0];
+        [
+            Shape::forward(&self.forward_dims(part, false, false)),
+            Shape::backward(&self.backward_dims(part, false, false, (0, 0))),
+        ]
+    }
+
+    /// The recurrence this call takes and the dispatches one layer and direction's recurrence
+    /// records forward and backward (dh_0 included) with it.
+    pub fn recurrence_dispatches(&self, gpu: &Gpu) -> Result<(Recurrence, usize, usize)> {
+        let recurrence = self.recurrence(gpu)?;
+        if recurrence == Recurrence::Step {
+            let per_step = if self.proj > 0 { 2 } else { 1 };
+            return Ok((recurrence, per_step * self.steps, per_step * self.steps + 1));
+        }
+        let [forward, backward] = self.sequence_shapes();
+        let chunks = |shape: &Shape| -> Result<usize> {
+            Ok(self.steps.div_ceil(shape.steps_per_dispatch()?))
+        };
+        Ok((recurrence, chunks(&forward)?, chunks(&backward)?))
     }
 
     /// The forward dispatches of part `p` at every step: the cell's, then the projection's.
@@ -253,6 +290,7 @@ impl Plan {
         lengths: bool,
     ) -> Vec<(Pointwise, ForwardDims)> {
         let (h, r, d) = (self.hidden, self.out, p.dir);
+        let g = self.cell.gates();
         let mut flags = self.common_flags(p, lengths);
         if train {
             flags |= flags::STORE_GATES;
@@ -262,7 +300,7 @@ impl Plan {
         }
         let output = (d * r, self.dirs * r);
         let mut cell = ForwardDims {
-            product: self.product(flags, (h, r, p.w_hh), output, output),
+            product: self.product(flags, (h, r, p.w_hh), output, output, g),
             h_init: self.h0_at(p) as u32,
             h_last: self.h_n_at(p) as u32,
             c_init: self.c0_at(p) as u32,
@@ -285,10 +323,11 @@ impl Plan {
             (h, r, p.w_hh),
             output,
             unprojected,
+            g,
         );
         let flags = self.common_flags(p, lengths) | flags::SOURCE_CURRENT;
         let projection = ForwardDims {
-            product: self.product(flags, (r, h, w_hr), unprojected, output),
+            product: self.product(flags, (r, h, w_hr), unprojected, output, 1),
             kept_stride: 0,
             ..cell
         };
@@ -309,6 +348,7 @@ impl Plan {
         (dy_base, dy_stride): (usize, usize),
     ) -> Vec<(Pointwise, BackwardDims)> {
         let (h, r, d) = (self.hidden, self.out, p.dir);
+        let g = self.cell.gates();
         let gate_rows = self.gate_rows();
         let mut flags = self.common_flags(p, lengths);
         if probe {
@@ -322,7 +362,7 @@ impl Plan {
         };
         let gates = (0, gate_rows);
         let cell = BackwardDims {
-            product: self.product(flags, (h, gate_rows, p.w_hh), gates, gates),
+            product: self.product(flags, (h, gate_rows, p.w_hh), gates, gates, g),
             dst2_base: self.dinput_at() as u32,
             dy_base: (dy_base + d * r) as u32,
             dy_stride: dy_stride as u32,
@@ -340,12 +380,12 @@ impl Plan {
         let projected = (self.dproj_at(), r);
         let common = self.common_flags(p, lengths);
         let projection = BackwardDims {
-            product: self.product(common, (r, gate_rows, p.w_hh), gates, projected),
+            product: self.product(common, (r, gate_rows, p.w_hh), gates, projected, 1),
             ..cell
         };
         let flags = flags | flags::SOURCE_CURRENT;
         let cell = BackwardDims {
-            product: self.product(flags, (h, r, w_hr), projected, gates),
+            product: self.product(flags, (h, r, w_hr), projected, gates, g),
             ..cell
         };
         vec![

@@ -1,13 +1,22 @@
-//! The WGSL of a step kernel, assembled from the template of its direction, the cell's
-//! pointwise part and the constants of its tiling, with every loop marked `// @unroll`
-//! expanded (a fixed number of copies, whatever the driver's compiler would do: llvmpipe
-//! counts every loop trip of an invocation against a limit of 65,535).
+//! The WGSL of a step or sequence kernel, assembled from the template of its direction, the
+//! cells' helpers of that direction, the pointwise parts and the constants of its tiling, with
+//! every loop marked `// @unroll` expanded (a fixed number of copies, whatever the driver's
+//! compiler would do: llvmpipe counts every loop trip of an invocation against a limit of
+//! 65,535).
 
 use super::flags;
+use super::sequence::Shape;
 use super::{Direction, Pointwise, Tiling};
 use std::collections::HashMap;
 
 const PRELUDE: &str = include_str!("../../../shaders/step_prelude.wgsl");
+const STAGING: &str = include_str!("../../../shaders/step_staging.wgsl");
+const FORWARD_CELLS: &str = include_str!("../../../shaders/forward_cells.wgsl");
+const BACKWARD_CELLS: &str = include_str!("../../../shaders/backward_cells.wgsl");
+const SEQUENCE_FORWARD: &str = include_str!("../../../shaders/sequence_forward.wgsl");
+const SEQUENCE_BACKWARD: &str = include_str!("../../../shaders/sequence_backward.wgsl");
+const SEQUENCE_PHASE_FORWARD: &str = include_str!("../../../shaders/sequence_phase_forward.wgsl");
+const SEQUENCE_PHASE_BACKWARD: &str = include_str!("../../../shaders/sequence_phase_backward.wgsl");
 const LANES: &str = include_str!("../../../shaders/step_lanes.wgsl");
 const FORWARD: &str = include_str!("../../../shaders/step_forward.wgsl");
 const FORWARD_VEC4: &str = include_str!("../../../shaders/step_forward_vec4.wgsl");
@@ -16,6 +25,9 @@ const BACKWARD: &str = include_str!("../../../shaders/step_backward.wgsl");
 
 /// Without lane splits the sum over lanes is the value itself (and needs no workgroup memory).
 const NO_LANES: &str = "fn sum_lanes(li: u32, v: vec4<f32>) -> vec4<f32> {\n    return v;\n}\n";
+
+/// The declaration of the step kernels' dims (the sequence kernels declare theirs per phase).
+const DIMS_UNIFORM: &str = "@group(0) @binding(0) var<uniform> dims: Dims;";
 
 /// The declaration of the per-step slot: a uniform at a dynamic offset (group 1), or immediates.
 pub(crate) const SLOT_UNIFORM: &str = "@group(1) @binding(0) var<uniform> slot: StepSlot;";
@@ -58,8 +70,9 @@ pub(crate) fn source(
         SLOT_UNIFORM
     };
     let lanes = if tiling.k_split > 1 { LANES } else { NO_LANES };
-    let (template, product, cell) = match direction {
+    let (cells, template, product, cell) = match direction {
         Direction::Forward => (
+            FORWARD_CELLS,
             FORWARD,
             if pointwise.gates() > 1 {
                 FORWARD_VEC4
@@ -68,13 +81,62 @@ pub(crate) fn source(
             },
             pointwise.forward_wgsl(),
         ),
-        Direction::Backward => (BACKWARD, "", pointwise.backward_wgsl()),
+        Direction::Backward => (BACKWARD_CELLS, BACKWARD, "", pointwise.backward_wgsl()),
     };
-    let mut body = format!(
-        "// The step slot (kernels/step/generate.rs).\n{slot}\n\n{PRELUDE}\n{lanes}\n{template}\n{product}\n{cell}"
+    let body = format!(
+        "// The step slot and dims (kernels/step/generate.rs).\n{slot}\n{DIMS_UNIFORM}\n\n{PRELUDE}\n{STAGING}\n{lanes}\n{cells}\n{template}\n{product}\n{cell}"
     );
-    body = unroll(&body, &constants.iter().copied().collect());
-    super::super::with_constants(&constants, &body)
+    super::super::generated(&constants, &body)
+}
+
+/// The complete source of the sequence kernel of `shape`: the template of its direction, one
+/// copy of the phase part per phase with that phase's pointwise part, and the functions that
+/// run them in turn.
+pub(crate) fn sequence_source(shape: &Shape) -> String {
+    let threads = shape.threads();
+    let max_k = shape.phases.iter().map(|p| p.k_size).max().unwrap_or(1);
+    let mut constants: Vec<(String, u32)> = vec![
+        ("PHASES".into(), shape.phases.len() as u32),
+        ("SEQ_THREADS".into(), threads),
+        ("MAX_K".into(), max_k),
+    ];
+    let (cells, template, phase_part, entry) = match shape.direction {
+        Direction::Forward => (
+            FORWARD_CELLS,
+            SEQUENCE_FORWARD,
+            SEQUENCE_PHASE_FORWARD,
+            "fn forward_unit(",
+        ),
+        Direction::Backward => (
+            BACKWARD_CELLS,
+            SEQUENCE_BACKWARD,
+            SEQUENCE_PHASE_BACKWARD,
+            "fn backward_unit(",
+        ),
+    };
+    let mut parts = String::new();
+    let (mut load, mut run) = (String::new(), String::new());
+    for (i, phase) in shape.phases.iter().enumerate() {
+        constants.push((format!("K{i}"), phase.k_size));
+        constants.push((format!("SLOTS{i}"), phase.units.div_ceil(threads)));
+        constants.push((format!("GATES{i}"), phase.pointwise.gates() as u32));
+        let wgsl = match shape.direction {
+            Direction::Forward => phase.pointwise.forward_wgsl(),
+            Direction::Backward => phase.pointwise.backward_wgsl(),
+        };
+        parts += &phase_part.replace("{p}", &i.to_string());
+        parts += &wgsl.replace(entry, &format!("fn phase{i}_unit("));
+        load += &format!("    load_weights{i}(li);\n");
+        run +=
+            &format!("    run_phase{i}(li, st);\n    storageBarrier();\n    workgroupBarrier();\n");
+    }
+    parts += &format!(
+        "\n// Every phase in turn (kernels/step/generate.rs).\nfn load_weights(li: u32) {{\n{load}}}\n\nfn run_step(li: u32, st: Step) {{\n{run}}}\n"
+    );
+    let mut constants: Vec<(&str, u32)> = constants.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    constants.extend_from_slice(&flags::ALL);
+    let body = format!("{PRELUDE}\n{cells}\n{template}\n{parts}");
+    super::super::generated(&constants, &body)
 }
 
 /// Expands every `for (var i = 0u; i < N; i++) { … }` that follows a line `// @unroll` into N

@@ -4,6 +4,7 @@
 //! (immediates or uniform slots) and the launch of a sequence's dispatches.
 
 mod generate;
+pub(crate) mod sequence;
 mod slots;
 mod tiling;
 
@@ -13,6 +14,7 @@ use crate::gpu::{groups, lock, Binding, Gpu, Pipeline, PipelineKey};
 use std::sync::Arc;
 
 pub(crate) use generate::{loop_trips, unroll};
+pub use sequence::Recurrence;
 use slots::StepSlots;
 use tiling::{immediates, settings};
 pub use tiling::{StepTiling, Tiling};
@@ -58,6 +60,16 @@ pub(crate) mod flags {
 pub(crate) enum Direction {
     Forward,
     Backward,
+}
+
+impl Direction {
+    /// `forward` or `backward`, for messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Direction::Forward => "forward",
+            Direction::Backward => "backward",
+        }
+    }
 }
 
 /// What a step dispatch computes after the recurrent product: a cell's pointwise part, or the
@@ -124,7 +136,9 @@ pub(crate) struct Product {
     pub src_stride: u32,
     pub dst_base: u32,
     pub dst_stride: u32,
-    pub _pad: [u32; 2],
+    /// Weight rows per unit: the gates of the cell, 1 for the projection.
+    pub gates: u32,
+    pub _pad: u32,
 }
 
 /// The per-sequence constants of the forward template (see `step_forward.wgsl`).
@@ -407,6 +421,13 @@ pub(crate) fn variants() -> Vec<ShaderVariant> {
                 }
             }
         }
+    }
+    for shape in sequence::example_shapes() {
+        out.push(ShaderVariant {
+            name: format!("sequence {:?} ({})", shape.direction, shape.name()),
+            source: generate::sequence_source(&shape),
+            immediates: false,
+        });
     }
     out
 }
