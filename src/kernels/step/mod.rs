@@ -225,6 +225,14 @@ const BACKWARD_BINDINGS: [Binding; 9] = [
     Binding::ReadWrite,
 ];
 
+/// The bindings of group 0 of the step kernels of `direction`.
+pub(crate) fn bindings(direction: Direction) -> &'static [Binding] {
+    match direction {
+        Direction::Forward => &FORWARD_BINDINGS,
+        Direction::Backward => &BACKWARD_BINDINGS,
+    }
+}
+
 const SLOT_BINDINGS: [Binding; 1] = [Binding::DynamicUniform(16)];
 
 /// One kind of dispatch of a sequence, ready to record at every step.

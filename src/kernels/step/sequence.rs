@@ -202,31 +202,6 @@ pub(crate) fn choose(gpu: &Gpu, shapes: [&Shape; 2]) -> Result<Recurrence> {
     })
 }
 
-const FORWARD_BINDINGS: [Binding; 9] = [
-    Binding::Uniform,
-    Binding::Read,
-    Binding::Read,
-    Binding::Read,
-    Binding::ReadWrite,
-    Binding::ReadWrite,
-    Binding::ReadWrite,
-    Binding::ReadWrite,
-    Binding::Uniform,
-];
-
-const BACKWARD_BINDINGS: [Binding; 10] = [
-    Binding::Uniform,
-    Binding::Read,
-    Binding::Read,
-    Binding::Read,
-    Binding::Read,
-    Binding::Read,
-    Binding::ReadWrite,
-    Binding::ReadWrite,
-    Binding::ReadWrite,
-    Binding::Uniform,
-];
-
 /// The chunk of steps a dispatch runs (see the templates' `Chunk`).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -272,16 +247,22 @@ pub(crate) fn example_shapes() -> Vec<Shape> {
 }
 
 fn pipeline(gpu: &Gpu, shape: &Shape) -> Result<Arc<Pipeline>> {
-    let (entry, bindings): (&'static str, &[Binding]) = match shape.direction {
-        Direction::Forward => ("sequence_forward", &FORWARD_BINDINGS),
-        Direction::Backward => ("sequence_backward", &BACKWARD_BINDINGS),
+    let entry = match shape.direction {
+        Direction::Forward => "sequence_forward",
+        Direction::Backward => "sequence_backward",
     };
+    // The step kernel's bindings, then the chunk.
+    let bindings: Vec<Binding> = super::bindings(shape.direction)
+        .iter()
+        .copied()
+        .chain([Binding::Uniform])
+        .collect();
     let key = PipelineKey {
         shader: entry,
         entry,
         variant: shape.name(),
     };
-    gpu.pipeline(key, &[bindings], 0, || sequence_source(shape))
+    gpu.pipeline(key, &[&bindings], 0, || sequence_source(shape))
 }
 
 impl Shape {
