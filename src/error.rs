@@ -2,15 +2,20 @@
 
 use std::fmt;
 
+/// What to do when no adapter is found.
+#[cfg(not(target_arch = "wasm32"))]
+const ADAPTER_ADVICE: &str = "Install a Vulkan, Metal or DX12 driver; on a Linux machine \
+    without a GPU, Mesa's software Vulkan driver works: `apt-get install mesa-vulkan-drivers \
+    libvulkan1` (Debian/Ubuntu). `wgpu-lstm devices` lists what wgpu sees.";
+#[cfg(target_arch = "wasm32")]
+const ADAPTER_ADVICE: &str = "The browser offers no WebGPU adapter: use a browser with WebGPU \
+    (Chrome, Edge, Safari) or enable it in the browser's settings, with hardware acceleration on.";
+
 /// Everything that can go wrong in `wgpu-lstm`. Messages say what happened and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No GPU adapter was found (or none matched the request).
-    #[error(
-        "no GPU adapter found{detail}. Install a Vulkan, Metal or DX12 driver; on a Linux machine \
-         without a GPU, Mesa's software Vulkan driver works: `apt-get install mesa-vulkan-drivers \
-         libvulkan1` (Debian/Ubuntu). `wgpu-lstm devices` lists what wgpu sees."
-    )]
+    #[error("no GPU adapter found{detail}. {advice}", advice = ADAPTER_ADVICE)]
     NoAdapter {
         /// Extra context, e.g. the adapter name that was asked for.
         detail: String,

@@ -18,6 +18,7 @@ use crate::model::{Cell, GradientProbes, Lstm, LstmConfig, OutputGrads};
 use crate::reference::{lstm_forward, LstmParams};
 use rand::{Rng, SeedableRng};
 use std::fmt::Write as _;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
 /// The experiment's settings.
@@ -122,7 +123,13 @@ fn scaled(values: Vec<f32>, scale: f32) -> Vec<f32> {
 }
 
 /// Runs the experiment: both models on the same inputs, a loss at the last step only.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn run_lab(gpu: &Gpu, c: &LabConfig) -> Result<LabResult> {
+    crate::gpu::block(run_lab_async(gpu, c))
+}
+
+/// [`run_lab`] as a future: the web's form (the lab page redraws from it).
+pub async fn run_lab_async(gpu: &Gpu, c: &LabConfig) -> Result<LabResult> {
     if c.seq_len < 2 || c.hidden == 0 || c.batch == 0 || c.input == 0 {
         return Err(Error::Invalid(
             "the lab needs seq-len ≥ 2 and sizes ≥ 1".into(),
@@ -145,12 +152,12 @@ pub fn run_lab(gpu: &Gpu, c: &LabConfig) -> Result<LabResult> {
 
     let lstm = Lstm::new(gpu, LstmConfig::new(c.input, n_h).with_seed(c.seed))?;
     let p = lstm.params();
-    let mut w_hh = scaled(p.get("weight_hh_l0")?, c.recurrent_scale);
+    let mut w_hh = scaled(p.get_async("weight_hh_l0").await?, c.recurrent_scale);
     for v in &mut w_hh[3 * n_h * n_h..] {
         *v *= c.output_gate_scale;
     }
     p.set("weight_hh_l0", &w_hh)?;
-    let mut b_hh = p.get("bias_hh_l0")?;
+    let mut b_hh = p.get_async("bias_hh_l0").await?;
     b_hh[n_h..2 * n_h]
         .iter_mut()
         .for_each(|b| *b += c.forget_bias);
@@ -160,9 +167,12 @@ pub fn run_lab(gpu: &Gpu, c: &LabConfig) -> Result<LabResult> {
         .cache
         .as_ref()
         .ok_or_else(|| Error::Invalid("no cache".into()))?;
-    let (_, probes) = lstm.backward_probed(cache, &grads, false)?;
-    let clip_before = p.clip_grad_norm(c.clip, false)?.total_norm()?;
-    let clip_after = p.clip_grad_norm(f32::MAX, false)?.total_norm()?;
+    let (_, probes) = lstm.backward_probed_async(cache, &grads, false).await?;
+    let clip_before = p.clip_grad_norm(c.clip, false)?.total_norm_async().await?;
+    let clip_after = p
+        .clip_grad_norm(f32::MAX, false)?
+        .total_norm_async()
+        .await?;
 
     let rnn = Lstm::new(
         gpu,
@@ -171,14 +181,14 @@ pub fn run_lab(gpu: &Gpu, c: &LabConfig) -> Result<LabResult> {
             .with_seed(c.seed),
     )?;
     let r = rnn.params();
-    let rnn_w = scaled(r.get("weight_hh_l0")?, c.recurrent_scale);
+    let rnn_w = scaled(r.get_async("weight_hh_l0").await?, c.recurrent_scale);
     r.set("weight_hh_l0", &rnn_w)?;
     let rnn_out = rnn.forward_train(&xt, None, None)?;
     let rnn_cache = rnn_out
         .cache
         .as_ref()
         .ok_or_else(|| Error::Invalid("no cache".into()))?;
-    let (_, rnn_probes) = rnn.backward_probed(rnn_cache, &grads, false)?;
+    let (_, rnn_probes) = rnn.backward_probed_async(rnn_cache, &grads, false).await?;
 
     let gru = Lstm::new(
         gpu,
@@ -189,9 +199,9 @@ pub fn run_lab(gpu: &Gpu, c: &LabConfig) -> Result<LabResult> {
     let g = gru.params();
     g.set(
         "weight_hh_l0",
-        &scaled(g.get("weight_hh_l0")?, c.recurrent_scale),
+        &scaled(g.get_async("weight_hh_l0").await?, c.recurrent_scale),
     )?;
-    let mut b_hz = g.get("bias_hh_l0")?;
+    let mut b_hz = g.get_async("bias_hh_l0").await?;
     b_hz[n_h..2 * n_h]
         .iter_mut()
         .for_each(|b| *b += c.forget_bias);
@@ -201,16 +211,16 @@ pub fn run_lab(gpu: &Gpu, c: &LabConfig) -> Result<LabResult> {
         .cache
         .as_ref()
         .ok_or_else(|| Error::Invalid("no cache".into()))?;
-    let (_, gru_probes) = gru.backward_probed(gru_cache, &grads, false)?;
+    let (_, gru_probes) = gru.backward_probed_async(gru_cache, &grads, false).await?;
 
     // ‖K‖ from the f64 reference forward with the same weights (the gates are not read back).
     let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
     let params = LstmParams {
         input_size: c.input,
         hidden_size: n_h,
-        weight_ih: f64s(&p.get("weight_ih_l0")?),
+        weight_ih: f64s(&p.get_async("weight_ih_l0").await?),
         weight_hh: f64s(&w_hh),
-        bias_ih: f64s(&p.get("bias_ih_l0")?),
+        bias_ih: f64s(&p.get_async("bias_ih_l0").await?),
         bias_hh: f64s(&b_hh),
         weight_hr: None,
     };
@@ -348,6 +358,7 @@ impl LabResult {
 
     /// Writes `gradflow.csv` and `summary.txt` into `dir` (created if needed), each
     /// atomically. (The command line adds the plot, `gradflow.svg`.)
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn write(&self, dir: &Path) -> Result<()> {
         let io = |source| Error::Io {
             path: dir.display().to_string(),

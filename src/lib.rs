@@ -16,6 +16,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! On the web (`wasm32-unknown-unknown`, the browser's WebGPU) the same API serves, with the
+//! `_async` forms of everything that waits ([`Gpu::new_async`], [`Tensor::to_vec_async`], …);
+//! the blocking forms and files are native only.
+//!
 //! Layout of the crate (see `DESIGN.md`): [`gpu`] is the wgpu layer, [`kernels`] one module per
 //! WGSL shader, [`model`] what users build (the LSTM or vanilla RNN and its parameter arena),
 //! [`io`] safetensors files and PyTorch state dicts, [`train`] optimizers, losses, tasks and the
@@ -24,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod error;
 pub mod gpu;
@@ -41,6 +46,9 @@ pub use model::{
     BackwardOutput, Cell, ClipNorm, DispatchCounts, ForwardCache, ForwardOptions, GradientProbes,
     Lstm, LstmConfig, LstmOutput, Nonlinearity, OutputGrads, ParamArena, ParamNames,
 };
+/// The wgpu this crate is built on, for applications that hand it their own device
+/// ([`Gpu::from_device`]) and need the same version.
+pub use wgpu;
 
 /// The README's examples, compiled and run as doctests so that the README stays true.
 #[cfg(doctest)]

@@ -10,9 +10,13 @@ mod scratch;
 mod tensor;
 mod timing;
 
-pub use adapter::{list_adapters, AdapterSummary};
+#[cfg(not(target_arch = "wasm32"))]
+pub use adapter::list_adapters;
+pub use adapter::AdapterSummary;
 pub(crate) use pipelines::groups;
 pub use pipelines::{Binding, Pipeline, PipelineKey};
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use readback::block;
 pub(crate) use tensor::check_shape;
 pub use tensor::Tensor;
 pub use timing::GpuTimes;

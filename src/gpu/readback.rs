@@ -1,19 +1,39 @@
 //! Reading results back to the host: the only places the engine waits for the GPU.
 
-use super::scope::SCOPE_DEPTH;
 use super::{lock, Gpu};
 use crate::error::{Error, Result};
+
+/// Native code's blocking form of an async operation. Native backends complete a readback
+/// while it polls the device, so blocking on one is safe there; on the web it would never end,
+/// which is why the blocking forms do not exist there.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn block<F: std::future::Future>(future: F) -> F::Output {
+    pollster::block_on(future)
+}
 
 impl Gpu {
     /// Copies `len` f32 values starting at element `offset` of `buffer` back to the host, waiting
     /// for the GPU. Reads like this are the only places the engine waits.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn read(
         &self,
         buffer: &wgpu::Buffer,
         offset: usize,
         len: usize,
     ) -> Result<Vec<f32>> {
-        let bytes = self.read_bytes(buffer, (offset * 4) as u64, (len * 4) as u64)?;
+        block(self.read_async(buffer, offset, len))
+    }
+
+    /// [`Gpu::read`] as a future: what the web awaits.
+    pub(crate) async fn read_async(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<f32>> {
+        let bytes = self
+            .read_bytes_async(buffer, (offset * 4) as u64, (len * 4) as u64)
+            .await?;
         Ok(bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -21,7 +41,9 @@ impl Gpu {
     }
 
     /// Copies `len` bytes from byte `offset` of `buffer` back to the host, waiting for the GPU.
-    pub(super) fn read_bytes(
+    /// Native backends run the map callback while the device is polled; the web runs it when
+    /// the browser resolves the map promise, which awaiting lets it do.
+    pub(super) async fn read_bytes_async(
         &self,
         buffer: &wgpu::Buffer,
         offset: u64,
@@ -47,8 +69,12 @@ impl Gpu {
             // The receiver only goes away if we returned early; nothing to report then.
             let _ = sender.send(r);
         });
+        #[cfg(not(target_arch = "wasm32"))]
         self.wait()?;
-        match pollster::block_on(receiver.receive()) {
+        let mapped = receiver.receive().await;
+        // An error in anything submitted before fails the read, even if the copy went through.
+        self.settle().await?;
+        match mapped {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(Error::Readback(e.to_string())),
             None => return Err(Error::Readback("the map callback never ran".into())),
@@ -66,10 +92,12 @@ impl Gpu {
         Ok(data)
     }
 
-    /// Waits until the GPU has finished everything submitted so far.
+    /// Waits until the GPU has finished everything submitted so far (native only: the web
+    /// awaits a readback instead).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn wait(&self) -> Result<()> {
         debug_assert_eq!(
-            SCOPE_DEPTH.get(),
+            super::scope::SCOPE_DEPTH.get(),
             0,
             "waiting inside a scoped operation would deadlock on GL"
         );

@@ -44,12 +44,7 @@ impl Gpu {
         let reset = Reset(depth);
         let value = f();
         drop(reset);
-        let errors = [
-            pollster::block_on(validation.pop()),
-            pollster::block_on(internal.pop()),
-            pollster::block_on(oom.pop()),
-        ];
-        let failed = errors.into_iter().flatten().next();
+        let failed = caught([validation, internal, oom]);
         if failed.is_some() || value.is_err() {
             // A failed call submits nothing more: the scratch buffers it took are free again.
             self.forget_pending();
@@ -69,15 +64,30 @@ impl Gpu {
             let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
             let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
             let value = f();
-            let errors = [
-                pollster::block_on(validation.pop()),
-                pollster::block_on(oom.pop()),
-            ];
-            match errors.into_iter().flatten().next() {
+            match caught([validation, oom]) {
                 Some(e) => Err(Error::from(e)),
                 None => Ok(value),
             }
         })
+    }
+
+    /// Awaits what the error scopes closed so far caught and fails with the first error, or if
+    /// the device was lost. Native scopes were already judged when they closed; on the web their
+    /// verdicts arrive later, and every async readback awaits them here before it returns.
+    pub(crate) async fn settle(&self) -> Result<()> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            let mut first = None;
+            for verdict in DEFERRED.take() {
+                if let (Some(e), None) = (verdict.await, &first) {
+                    first = Some(e);
+                }
+            }
+            if let Some(e) = first {
+                return Err(e.into());
+            }
+        }
+        self.check_alive()
     }
 
     /// Checks a buffer size against `max_buffer_size` and, for storage buffers,
@@ -129,4 +139,31 @@ impl Gpu {
         self.check_dispatch(what, grid)?;
         Ok(grid)
     }
+}
+
+/// The first error caught by `scopes` (innermost first), waiting for their verdicts: native
+/// backends judge a scope when it is popped, so this does not block for long.
+#[cfg(not(target_arch = "wasm32"))]
+fn caught<const N: usize>(scopes: [wgpu::ErrorScopeGuard; N]) -> Option<wgpu::Error> {
+    let verdicts = scopes.map(|scope| pollster::block_on(scope.pop()));
+    verdicts.into_iter().flatten().next()
+}
+
+/// A pending verdict of a popped error scope (the web's are promises).
+#[cfg(target_arch = "wasm32")]
+type Verdict = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
+
+#[cfg(target_arch = "wasm32")]
+thread_local! {
+    /// Verdicts not yet awaited: nothing on the web may wait, so scopes are popped at once and
+    /// judged by the next [`Gpu::settle`]. The web has one thread, so one list serves.
+    static DEFERRED: std::cell::RefCell<Vec<Verdict>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// On the web: pops `scopes` and defers their verdicts to [`Gpu::settle`] (none now).
+#[cfg(target_arch = "wasm32")]
+fn caught<const N: usize>(scopes: [wgpu::ErrorScopeGuard; N]) -> Option<wgpu::Error> {
+    let verdicts = scopes.map(|scope| Box::pin(scope.pop()) as Verdict);
+    DEFERRED.with_borrow_mut(|deferred| deferred.extend(verdicts));
+    None
 }

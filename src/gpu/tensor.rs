@@ -120,8 +120,16 @@ impl Tensor {
     }
 
     /// Copies the values back to the host (waits for the GPU work that writes them).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         self.gpu.read(&self.buffer, self.offset, self.len())
+    }
+
+    /// [`Tensor::to_vec`] as a future: the web's form, and native code's inside async code.
+    pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
+        self.gpu
+            .read_async(&self.buffer, self.offset, self.len())
+            .await
     }
 
     /// Fails with [`Error::Shape`] naming `name` unless the shape is `expected`.

@@ -63,7 +63,13 @@ impl Gpu {
 
     /// GPU time spent in the compute passes recorded since the last call (waits for them),
     /// in total and per kind of pass; `None` unless [`Gpu::enable_timing`] was called.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn gpu_times(&self) -> Result<Option<GpuTimes>> {
+        super::readback::block(self.gpu_times_async())
+    }
+
+    /// [`Gpu::gpu_times`] as a future (for the web).
+    pub async fn gpu_times_async(&self) -> Result<Option<GpuTimes>> {
         // Resolve inside the scope: locks in the order serialize → timer.
         let resolved = self.scoped(|| {
             let mut timer = lock(&self.inner.timer);
@@ -92,12 +98,13 @@ impl Gpu {
             Some(None) => return Ok(Some(GpuTimes::default())),
             Some(Some(r)) => r,
         };
-        let bytes = self.read_bytes(&resolve, 0, used as u64 * 8)?;
+        let bytes = self.read_bytes_async(&resolve, 0, used as u64 * 8).await?;
         let period = self.inner.queue.get_timestamp_period() as f64;
         Ok(Some(times_of(&bytes, labels, period)))
     }
 
     /// The total of [`Gpu::gpu_times`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn gpu_time(&self) -> Result<Option<Duration>> {
         Ok(self.gpu_times()?.map(|t| t.total))
     }

@@ -5,11 +5,14 @@
 use crate::error::{fmt_shape, Error, Result};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
+#[cfg(not(target_arch = "wasm32"))]
 mod atomic;
 mod state_dict;
 
+#[cfg(not(target_arch = "wasm32"))]
 pub use atomic::write_atomically;
 
 /// The values of a host tensor, in the file's type.
@@ -190,11 +193,13 @@ fn verify_checksum(metadata: &Metadata, name: &str, raw: &[u8], source: &str) ->
 }
 
 /// Reads a safetensors file.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn read_tensors(path: &Path) -> Result<TensorMap> {
     Ok(read_tensors_with_metadata(path)?.0)
 }
 
 /// Reads a safetensors file and its metadata.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn read_tensors_with_metadata(path: &Path) -> Result<(TensorMap, Metadata)> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.display().to_string(),
@@ -249,11 +254,13 @@ pub fn serialize_tensors_with_metadata(
 /// Writes tensors to a safetensors file atomically: a temporary file in the same folder,
 /// flushed, then renamed over `path`, so an interrupted write never leaves a partial file and
 /// never destroys what `path` held.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn write_tensors(path: &Path, tensors: &TensorMap) -> Result<()> {
     write_atomically(path, &serialize_tensors(tensors)?)
 }
 
 /// Like [`write_tensors`], with metadata.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn write_tensors_with_metadata(
     path: &Path,
     tensors: &TensorMap,

@@ -1,9 +1,10 @@
 //! PyTorch `state_dict`s of `nn.LSTM` in and out.
 
-use super::{read_tensors, write_tensors, HostTensor, TensorMap};
+use super::{HostTensor, TensorMap};
 use crate::error::{fmt_shape, Error, Result};
 use crate::gpu::Gpu;
 use crate::model::{Cell, Lstm, LstmConfig};
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
 impl LstmConfig {
@@ -125,6 +126,7 @@ impl Lstm {
     }
 
     /// Reads a safetensors `state_dict` file (see [`Lstm::from_state_dict`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load(gpu: &Gpu, path: &Path, batch_first: bool) -> Result<Lstm> {
         Lstm::load_with(gpu, path, |config| config.with_batch_first(batch_first))
     }
@@ -132,31 +134,41 @@ impl Lstm {
     /// Reads a safetensors `state_dict` file; `options` completes the inferred configuration
     /// with what a state dict does not hold, e.g.
     /// `|c| c.with_nonlinearity(Nonlinearity::Relu)` for `nn.RNN(nonlinearity='relu')`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load_with(
         gpu: &Gpu,
         path: &Path,
         options: impl FnOnce(LstmConfig) -> LstmConfig,
     ) -> Result<Lstm> {
-        let tensors = read_tensors(path)?;
+        let tensors = super::read_tensors(path)?;
         let config = options(LstmConfig::from_state_dict(&tensors)?);
         Lstm::from_state_dict_with(gpu, &tensors, config)
     }
 
     /// The parameters as a PyTorch `state_dict` (reads them back from the GPU).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn state_dict(&self) -> Result<TensorMap> {
+        crate::gpu::block(self.state_dict_async())
+    }
+
+    /// [`Lstm::state_dict`] as a future: one readback of the whole arena. With
+    /// [`serialize_tensors`](crate::io::serialize_tensors) it gives the bytes of a safetensors
+    /// file, which is how the web saves a model.
+    pub async fn state_dict_async(&self) -> Result<TensorMap> {
+        let params = self.params();
+        let all = params.all_params_async().await?;
         let mut out = TensorMap::new();
-        for v in self.params().views() {
-            out.insert(
-                v.name.clone(),
-                HostTensor::f32(&v.shape, self.params().get(&v.name)?),
-            );
+        for v in params.views() {
+            let values = all[v.offset..v.offset + v.len()].to_vec();
+            out.insert(v.name.clone(), HostTensor::f32(&v.shape, values));
         }
         Ok(out)
     }
 
     /// Writes the `state_dict` as safetensors, atomically; `torch.nn.LSTM.load_state_dict(
     /// safetensors.torch.load_file(path))` reads it.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn save(&self, path: &Path) -> Result<()> {
-        write_tensors(path, &self.state_dict()?)
+        super::write_tensors(path, &self.state_dict()?)
     }
 }

@@ -119,6 +119,11 @@ impl ParamArena {
         &self.grads
     }
 
+    /// Every parameter in layout order, in one readback (index with the views' offsets).
+    pub async fn all_params_async(&self) -> Result<Vec<f32>> {
+        self.gpu.read_async(&self.params, 0, self.len).await
+    }
+
     /// The parameter `name` as a device tensor (a view of the arena).
     pub fn param_tensor(&self, name: &str) -> Result<Tensor> {
         let v = self.view(name)?;
@@ -166,8 +171,14 @@ impl ParamArena {
     }
 
     /// Reads parameter `name` back.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn get(&self, name: &str) -> Result<Vec<f32>> {
         self.param_tensor(name)?.to_vec()
+    }
+
+    /// [`ParamArena::get`] as a future (for the web).
+    pub async fn get_async(&self, name: &str) -> Result<Vec<f32>> {
+        self.param_tensor(name)?.to_vec_async().await
     }
 
     /// Overwrites the gradient of `name` (e.g. to clip gradients computed elsewhere).
@@ -176,8 +187,14 @@ impl ParamArena {
     }
 
     /// Reads the gradient of `name` back.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn grad(&self, name: &str) -> Result<Vec<f32>> {
         self.grad_tensor(name)?.to_vec()
+    }
+
+    /// [`ParamArena::grad`] as a future (for the web).
+    pub async fn grad_async(&self, name: &str) -> Result<Vec<f32>> {
+        self.grad_tensor(name)?.to_vec_async().await
     }
 
     /// Sets every gradient to zero (recorded on the queue; no wait).
@@ -233,8 +250,14 @@ pub struct ClipNorm {
 
 impl ClipNorm {
     /// The total L2 norm of the gradients before clipping (waits for the GPU).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn total_norm(&self) -> Result<f32> {
-        let r = self.result.to_vec()?;
+        crate::gpu::block(self.total_norm_async())
+    }
+
+    /// [`ClipNorm::total_norm`] as a future (for the web).
+    pub async fn total_norm_async(&self) -> Result<f32> {
+        let r = self.result.to_vec_async().await?;
         if r[2] != 0.0 {
             return Err(Error::NonFiniteNorm(r[0]));
         }
@@ -242,8 +265,14 @@ impl ClipNorm {
     }
 
     /// The coefficient the gradients were multiplied by (1 when not clipped).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn coefficient(&self) -> Result<f32> {
-        Ok(self.result.to_vec()?[1])
+        crate::gpu::block(self.coefficient_async())
+    }
+
+    /// [`ClipNorm::coefficient`] as a future (for the web).
+    pub async fn coefficient_async(&self) -> Result<f32> {
+        Ok(self.result.to_vec_async().await?[1])
     }
 
     /// `[norm, coefficient, untouched flag]` on the GPU, for chaining without a readback.

@@ -170,7 +170,18 @@ impl Lstm {
     /// t₀ = ∂L/∂h_{T-1} ⊙ o_{T-1} ⊙ tanh'(c_{T-1}) ⊙ f_{T-1} ⊙ … ⊙ f_{k+1}, and the mean of the
     /// forget-gate product f_{T-1} ⊙ … ⊙ f_{k+1}. Recorded by the backward kernel and reduced by
     /// one norm dispatch on the GPU; read back once.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn backward_probed(
+        &self,
+        cache: &ForwardCache,
+        grads: &OutputGrads<'_>,
+        accumulate: bool,
+    ) -> Result<(BackwardOutput, GradientProbes)> {
+        crate::gpu::block(self.backward_probed_async(cache, grads, accumulate))
+    }
+
+    /// [`Lstm::backward_probed`] as a future (for the web).
+    pub async fn backward_probed_async(
         &self,
         cache: &ForwardCache,
         grads: &OutputGrads<'_>,
@@ -186,7 +197,7 @@ impl Lstm {
             reduce::encode_row_norms(gpu, &mut pass, &probes, 4 * steps, bh, &stats)?;
             Ok(Tensor::view(gpu, stats, 0, &[4, steps, 2]))
         })?;
-        let v = stats.to_vec()?;
+        let v = stats.to_vec_async().await?;
         let column =
             |row: usize, col: usize| (0..steps).map(|k| v[(row * steps + k) * 2 + col]).collect();
         Ok((

@@ -11,10 +11,9 @@ use super::tasks::CharCorpus;
 use super::trainer::{Task, TrainConfig, Trainer};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::io::{
-    read_tensors_with_metadata, write_tensors_with_metadata, HostTensor, Metadata, TensorMap,
-};
+use crate::io::{Metadata, TensorMap};
 use crate::model::{Cell, Nonlinearity};
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 
 const FORMAT_V1: &str = "wgpu-lstm checkpoint 1";
@@ -23,12 +22,13 @@ const FORMAT_V2: &str = "wgpu-lstm checkpoint 2";
 impl Trainer {
     /// Writes a checkpoint atomically. A model whose weights or optimizer state hold NaN or
     /// infinity is refused ([`Error::NonFinite`]): whatever `path` held stays as it was.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
         let mut tensors: TensorMap = self.model().lstm().state_dict()?;
         for (name, values) in self.optimizer().state()? {
             tensors.insert(
                 format!("optimizer.{name}"),
-                HostTensor::f32(&[values.len()], values),
+                crate::io::HostTensor::f32(&[values.len()], values),
             );
         }
         if let Some(bad) = first_nonfinite(&tensors) {
@@ -38,7 +38,7 @@ impl Trainer {
             )));
         }
         let meta = run_metadata(self.config(), self.task(), self.step_count());
-        write_tensors_with_metadata(path, &tensors, meta)
+        crate::io::write_tensors_with_metadata(path, &tensors, meta)
     }
 
     /// Continues a run from a checkpoint. `config` and `task` must be the run's own (the CLI
@@ -102,6 +102,7 @@ fn first_nonfinite(tensors: &TensorMap) -> Option<String> {
 }
 
 /// The run under explicit keys (format 2).
+#[cfg(not(target_arch = "wasm32"))]
 fn run_metadata(c: &TrainConfig, task: &Task, step: u64) -> Metadata {
     let mut meta = Metadata::new();
     let mut put = |k: &str, v: String| meta.insert(k.to_string(), v);
@@ -204,8 +205,9 @@ impl Checkpoint {
     /// Reads a checkpoint (format 2, or format 1 of earlier versions). Resuming a character
     /// run needs its text (the built-in one or the same `--text`; a different text is an
     /// error); sampling needs only the vocabulary (`text` None).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read(path: &Path, text: Option<&str>) -> Result<Checkpoint> {
-        let (tensors, meta) = read_tensors_with_metadata(path)?;
+        let (tensors, meta) = crate::io::read_tensors_with_metadata(path)?;
         Checkpoint::from_parts(tensors, &meta, text, &path.display().to_string())
     }
 

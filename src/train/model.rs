@@ -336,7 +336,19 @@ impl SequenceModel {
     /// the prompt runs as one sequence, then one step per token, the LSTM state staying on the
     /// GPU; each step reads back only the logits to sample from (softmax at `temperature`;
     /// 0 takes the most likely token).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn generate(
+        &self,
+        prompt: &[u32],
+        length: usize,
+        temperature: f32,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Vec<u32>> {
+        crate::gpu::block(self.generate_async(prompt, length, temperature, rng))
+    }
+
+    /// [`SequenceModel::generate`] as a future (for the web).
+    pub async fn generate_async(
         &self,
         prompt: &[u32],
         length: usize,
@@ -368,7 +380,7 @@ impl SequenceModel {
                 run.y.offset() + (feed.len() - 1) * width,
                 &[1, 1, width],
             );
-            let logits = self.head(&last)?.to_vec()?;
+            let logits = self.head(&last)?.to_vec_async().await?;
             if let Some(bad) = logits.iter().find(|v| !v.is_finite()) {
                 return Err(Error::NonFinite(format!(
                     "the model's logits hold {bad}: its weights are broken"

@@ -206,6 +206,7 @@ pub(crate) struct Hyper {
 
 impl Hyper {
     /// A field by name (`nesterov` as 0 or 1).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn get(&self, name: &str) -> Option<f32> {
         Some(match name {
             "lr" => self.lr,
@@ -361,6 +362,7 @@ impl Optimizer {
 
     /// The state tensors as (name, values) for checkpoints: `exp_avg`/`exp_avg_sq` (Adam) or
     /// `momentum_buffer` (SGD with momentum), flat over the arena, plus the step count.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn state(&self) -> Result<Vec<(&'static str, Vec<f32>)>> {
         let read = |b: &wgpu::Buffer| self.gpu.read(b, 0, (b.size() / 4) as usize);
         Ok(match self.config {

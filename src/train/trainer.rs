@@ -257,12 +257,20 @@ impl Trainer {
     }
 
     /// Reads back and averages the metrics of the steps since the last call (one wait).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn metrics(&mut self) -> Result<Metrics> {
+        crate::gpu::block(self.metrics_async())
+    }
+
+    /// [`Trainer::metrics`] as a future (for the web).
+    pub async fn metrics_async(&mut self) -> Result<Metrics> {
         let n = self.pending;
         if n == 0 {
             return Err(Error::Invalid("no step since the last metrics".into()));
         }
-        let v = Tensor::view(&self.gpu, self.metrics.clone(), 0, &[n * METRIC_FIELDS]).to_vec()?;
+        let v = Tensor::view(&self.gpu, self.metrics.clone(), 0, &[n * METRIC_FIELDS])
+            .to_vec_async()
+            .await?;
         self.pending = 0;
         let first_step = self.step - n as u64 + 1;
         // A diverged step stops the run, unless such steps are skipped (then they were, on the

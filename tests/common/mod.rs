@@ -5,10 +5,14 @@
 pub mod stack;
 
 use rand::{Rng, SeedableRng};
+#[cfg(not(target_arch = "wasm32"))]
 use std::sync::OnceLock;
+#[cfg(not(target_arch = "wasm32"))]
 use wgpu_lstm::reference::LstmParams;
+#[cfg(not(target_arch = "wasm32"))]
 use wgpu_lstm::{Gpu, Lstm, Tensor};
 
+#[cfg(not(target_arch = "wasm32"))]
 /// The test binary's device. Panics (fails the test) when there is no adapter: a test that needs
 /// a GPU never skips.
 pub fn gpu() -> &'static Gpu {
@@ -32,10 +36,12 @@ pub fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 pub fn upload(shape: &[usize], data: &[f32]) -> Tensor {
     Tensor::from_slice(gpu(), shape, data).expect("upload")
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// The model's current parameters, read back, as the reference's f64 parameters (so the
 /// comparison measures the GPU arithmetic, not a difference in weights).
 pub fn reference_params(lstm: &Lstm) -> LstmParams {

@@ -19,12 +19,13 @@ pub struct Case {
     pub lengths: Option<Vec<usize>>,
 }
 
-fn params_of(lstm: &Lstm) -> HashMap<String, Vec<f64>> {
+async fn params_of(lstm: &Lstm) -> HashMap<String, Vec<f64>> {
     let p = lstm.params();
-    p.views()
-        .iter()
-        .map(|v| (v.name.clone(), to_f64(&p.get(&v.name).unwrap())))
-        .collect()
+    let mut out = HashMap::new();
+    for v in p.views() {
+        out.insert(v.name.clone(), to_f64(&p.get_async(&v.name).await.unwrap()));
+    }
+    out
 }
 
 /// `[B, T, F]` → `[T, B, F]` (or back: the same swap of the first two axes).
@@ -39,13 +40,25 @@ fn swap01(a: &[f32], d0: usize, d1: usize, f: usize) -> Vec<f32> {
 }
 
 /// Runs `case` forward and backward on `gpu` and compares everything with the f64 reference.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn check_on(gpu: &Gpu, case: &Case, seed: u64) {
     check_within(gpu, case, seed, (FORWARD_TOL, GRAD_TOL))
 }
 
 /// [`check_on`] with other tolerances (forward outputs, gradients), for cases whose f32
 /// rounding grows beyond what the defaults allow (e.g. very long dot products).
-pub fn check_within(gpu: &Gpu, case: &Case, seed: u64, (forward_tol, grad_tol): (f64, f64)) {
+#[cfg(not(target_arch = "wasm32"))]
+pub fn check_within(gpu: &Gpu, case: &Case, seed: u64, tolerances: (f64, f64)) {
+    pollster::block_on(check_within_async(gpu, case, seed, tolerances))
+}
+
+/// [`check_within`] as a future: the same check in the browser (tests/web.rs).
+pub async fn check_within_async(
+    gpu: &Gpu,
+    case: &Case,
+    seed: u64,
+    (forward_tol, grad_tol): (f64, f64),
+) {
     let c = case.config;
     let (steps, batch) = (case.steps, case.batch);
     let (n_h, r, dirs, layers) = (c.hidden_size, c.output_size(), c.directions(), c.num_layers);
@@ -115,7 +128,7 @@ pub fn check_within(gpu: &Gpu, case: &Case, seed: u64, (forward_tol, grad_tol): 
         .unwrap();
 
     let shape = StackShape::of(&c);
-    let p = params_of(&lstm);
+    let p = params_of(&lstm).await;
     let (xr, h0r, c0r) = (to_f64(&x), to_f64(&h0), to_f64(&c0));
     let inputs = StackInputs {
         x: &xr,
@@ -126,17 +139,17 @@ pub fn check_within(gpu: &Gpu, case: &Case, seed: u64, (forward_tol, grad_tol): 
         c0: Some(&c0r),
     };
     let want = stack_forward(&shape, &p, &inputs);
-    let y = from_gpu(&out.y.to_vec().unwrap(), dirs * r);
+    let y = from_gpu(&out.y.to_vec_async().await.unwrap(), dirs * r);
     assert_close(&format!("{label} y"), &y, &want.y, forward_tol);
     assert_close(
         &format!("{label} h_n"),
-        &out.h_n.to_vec().unwrap(),
+        &out.h_n.to_vec_async().await.unwrap(),
         &want.h_n,
         forward_tol,
     );
     assert_close(
         &format!("{label} c_n"),
-        &out.c_n.to_vec().unwrap(),
+        &out.c_n.to_vec_async().await.unwrap(),
         &want.c_n,
         forward_tol,
     );
@@ -158,16 +171,13 @@ pub fn check_within(gpu: &Gpu, case: &Case, seed: u64, (forward_tol, grad_tol): 
     };
     compare(
         "x",
-        &from_gpu(&back.dx.to_vec().unwrap(), c.input_size),
+        &from_gpu(&back.dx.to_vec_async().await.unwrap(), c.input_size),
         &g.x,
     );
-    compare("h0", &back.dh0.to_vec().unwrap(), &g.h0);
-    compare("c0", &back.dc0.to_vec().unwrap(), &g.c0);
+    compare("h0", &back.dh0.to_vec_async().await.unwrap(), &g.h0);
+    compare("c0", &back.dc0.to_vec_async().await.unwrap(), &g.c0);
     for v in lstm.params().views() {
-        compare(
-            &v.name,
-            &lstm.params().grad(&v.name).unwrap(),
-            &g.params[&v.name],
-        );
+        let grad = lstm.params().grad_async(&v.name).await.unwrap();
+        compare(&v.name, &grad, &g.params[&v.name]);
     }
 }
