@@ -106,8 +106,12 @@ fn finish_norm(@builtin(local_invocation_index) li: u32) {
         return;
     }
     let total = scratch[0];
-    let nan = bitcast<f32>(0x7fc00000u);
-    let inf = bitcast<f32>(0x7f800000u);
+    // From variables, not constants: WGSL forbids NaN and infinity in constant expressions, and
+    // Tint (Chromium's compiler) rejects them where naga lets them through.
+    var nan_bits = 0x7fc00000u;
+    var inf_bits = 0x7f800000u;
+    let nan = bitcast<f32>(nan_bits);
+    let inf = bitcast<f32>(inf_bits);
     var norm = total.scale * sqrt(total.ssq);
     var coef = 0.0;
     if (total.nans != 0u) {
@@ -143,7 +147,9 @@ fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     let x = data[i];
     let xbits = bitcast<u32>(x) & 0x7fffffffu;
     if (cbits > 0x7f800000u || xbits > 0x7f800000u || (xbits == 0x7f800000u && cbits == 0u)) {
-        data[i] = bitcast<f32>(0x7fc00000u); // NaN · c, x · NaN and ±Inf · 0 are NaN, as in PyTorch
+        // NaN · c, x · NaN and ±Inf · 0 are NaN, as in PyTorch (from a variable, as above).
+        var nan_bits = 0x7fc00000u;
+        data[i] = bitcast<f32>(nan_bits);
         return;
     }
     data[i] = x * coef;
