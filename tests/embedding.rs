@@ -86,11 +86,36 @@ fn sizes_past_a_device_limit_name_the_limit() {
 }
 
 #[test]
-fn wgpu_validation_errors_come_back_as_err() {
-    // The step kernels bind 6 storage buffers; a device allowing 4 cannot build them. wgpu
-    // reports that as a validation error, which must reach the caller instead of panicking.
+fn too_few_storage_buffers_per_stage_name_the_limit() {
+    // The step kernels bind more than 4 storage buffers (GLES 3.1's minimum): checked before
+    // the pipeline is built, so the error names the limit.
     let limits = wgpu::Limits {
         max_storage_buffers_per_shader_stage: 4,
+        ..Default::default()
+    };
+    let (device, queue) = app_device(limits);
+    let gpu = Gpu::from_device(device, queue);
+    let lstm = Lstm::new(&gpu, LstmConfig::new(3, 5)).unwrap();
+    let x = Tensor::from_slice(&gpu, &[2, 1, 3], &[0.1; 6]).unwrap();
+    match lstm.forward(&x, None, None) {
+        Err(Error::Limit {
+            limit, available, ..
+        }) => {
+            assert_eq!(limit, "max_storage_buffers_per_shader_stage");
+            assert_eq!(available, 4);
+        }
+        other => panic!("expected a limit error, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn wgpu_validation_errors_come_back_as_err() {
+    // The step kernels' workgroups have more than 32 invocations; a device allowing 32 cannot
+    // build them. wgpu reports that as a validation error, which must reach the caller instead
+    // of panicking.
+    let limits = wgpu::Limits {
+        max_compute_invocations_per_workgroup: 32,
+        max_compute_workgroup_size_x: 32,
         ..Default::default()
     };
     let (device, queue) = app_device(limits);

@@ -65,6 +65,7 @@ impl Gpu {
         immediate_size: u32,
         source: impl FnOnce() -> String,
     ) -> Result<Arc<Pipeline>> {
+        self.check_bindings(&key, groups)?;
         // Locks in the order serialize (inside `scoped`) → pipelines.
         self.scoped(|| {
             let mut cache = lock(&self.inner.pipelines);
@@ -76,6 +77,54 @@ impl Gpu {
             cache.pipelines.insert(key, pipeline.clone());
             Ok(pipeline)
         })
+    }
+
+    /// Checks the bindings of pipeline `key` against the device's per-stage limits up front, so
+    /// that a device too small for a kernel (a GLES device, a browser at WebGPU's minimums) is a
+    /// clear `Error::Limit` naming the limit, not a validation message after the fact.
+    fn check_bindings(&self, key: &PipelineKey, groups: &[&[Binding]]) -> Result<()> {
+        let limits = &self.inner.limits;
+        let count = |f: fn(&Binding) -> bool| -> u64 {
+            groups
+                .iter()
+                .flat_map(|g| g.iter())
+                .filter(|b| f(b))
+                .count() as u64
+        };
+        let checks = [
+            (
+                "max_storage_buffers_per_shader_stage",
+                count(|b| matches!(b, Binding::Read | Binding::ReadWrite)),
+                limits.max_storage_buffers_per_shader_stage,
+            ),
+            (
+                "max_uniform_buffers_per_shader_stage",
+                count(|b| matches!(b, Binding::Uniform | Binding::DynamicUniform(_))),
+                limits.max_uniform_buffers_per_shader_stage,
+            ),
+            (
+                "max_dynamic_uniform_buffers_per_pipeline_layout",
+                count(|b| matches!(b, Binding::DynamicUniform(_))),
+                limits.max_dynamic_uniform_buffers_per_pipeline_layout,
+            ),
+            (
+                "max_bind_groups",
+                groups.len() as u64,
+                limits.max_bind_groups,
+            ),
+        ];
+        match checks
+            .into_iter()
+            .find(|(_, needed, available)| needed > &(*available as u64))
+        {
+            Some((limit, needed, available)) => Err(crate::Error::Limit {
+                what: format!("the `{}` kernel ({})", key.entry, key.shader),
+                limit,
+                needed,
+                available: available as u64,
+            }),
+            None => Ok(()),
+        }
     }
 
     fn build(
