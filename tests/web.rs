@@ -32,6 +32,9 @@ async fn gpu() -> Gpu {
         Err(e) => panic!("these tests need a WebGPU adapter in the browser: {e}"),
     };
     console_log!("adapter: {:?}", gpu.info());
+    // SwiftShader is a CPU adapter, where `auto` takes the sequence kernel: these tests run
+    // the step kernels, and the_sequence_kernel_matches_the_reference the other one.
+    gpu.set_recurrence(Recurrence::Step);
     GPU.with_borrow_mut(|g| *g = Some(gpu.clone()));
     gpu
 }
@@ -308,4 +311,22 @@ async fn the_lab_runs_and_the_forget_gate_keeps_the_path() {
         rate(&open),
         rate(&closed)
     );
+}
+
+/// A lost device (destroyed here, as a driver reset would) makes every later call an `Err`,
+/// never a hang: the map of a readback is rejected, the loss callback is recorded.
+#[wasm_bindgen_test]
+async fn a_lost_device_is_an_error_not_a_hang() {
+    let gpu = Gpu::new_async().await.expect("a WebGPU adapter");
+    let lstm = Lstm::new(&gpu, LstmConfig::new(2, 3)).unwrap();
+    let x = Tensor::from_slice(&gpu, &[2, 1, 2], &[0.5; 4]).unwrap();
+    gpu.device().destroy();
+    let outcome = match lstm.forward(&x, None, None) {
+        Ok(out) => out.y.to_vec_async().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    let message = outcome
+        .expect_err("an error after the device was lost")
+        .to_string();
+    console_log!("after the device was lost: {message}");
 }

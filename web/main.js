@@ -175,11 +175,13 @@ async function trainLoop() {
   try {
     let rounds = 0;
     while (training) {
+      const start = performance.now();
       const m = await model.train(8);
+      const perStep = (performance.now() - start) / 8;
       losses.push(m.loss);
       plotLog($("loss-plot"), [{ label: "cross-entropy loss", color: "#1f77b4", values: losses }], "steps ÷ 8");
       $("train-status").textContent =
-        `step ${m.step}: loss ${m.loss.toFixed(3)}, gradient norm ${m.grad_norm.toFixed(2)}, clipped ${(100 * m.clip_rate).toFixed(0)}% of steps`;
+        `step ${m.step}: loss ${m.loss.toFixed(3)}, gradient norm ${m.grad_norm.toFixed(2)}, clipped ${(100 * m.clip_rate).toFixed(0)}% of steps (${perStep.toFixed(0)} ms per step)`;
       if (++rounds % 5 === 0) {
         $("sample").textContent = await model.sample(160, 0.8);
       }
@@ -222,6 +224,7 @@ async function main() {
   try {
     await init();
     lab = await Lab.open();
+    window.wgpuLstmLab = lab; // for the page test (web/test_page.py), which loses the device
     adapterName += ` (${lab.adapter()})`;
   } catch (e) {
     fail(`No usable WebGPU adapter: ${e && e.message ? e.message : e}`);

@@ -210,6 +210,20 @@ def lab_session(driver_url, url):
         note = browser.wait_for("the reload note",
                                 "return document.getElementById('train-status').textContent")
         assert "interrupted by a page reload" in note, note
+        browser.wait_for("the first plot after the reload",
+                         "return document.body.dataset.ready === '1'")
+        # A lost device: the next redraw says so in words.
+        browser.js("""
+            window.wgpuLstmLab.lose_device();
+            const slider = document.getElementById('seq-len');
+            slider.value = '50';
+            slider.dispatchEvent(new Event('input', { bubbles: true }));""")
+        start = time.time()
+        while not browser.js("return document.body.dataset.error || null"):
+            assert time.time() - start < 60, "no message within 60 s after the device was lost"
+            time.sleep(0.2)
+        lost = browser.js("return document.getElementById('status').textContent")
+        assert "device was lost" in lost, lost
         print(f"page: {adapter}; t0 rate {before:.4f} → {after:.4f} with forget bias 5; "
               f"redraw {first_ms} ms (first), {redraw_ms} ms (T = 100); screenshot {colours} colours")
         print(f"training in the page: {progress}; sampled {len(sample)} characters")

@@ -53,6 +53,12 @@ impl Lab {
         }
     }
 
+    /// Destroys the device, as a driver reset or a lost GPU would: for the page test, which
+    /// checks that the page then says so.
+    pub fn lose_device(&self) {
+        self.gpu.device().destroy();
+    }
+
     /// Runs the gradient-flow lab. Resolves to `{ lstm_dc, lstm_dh, lstm_t0, rnn_dh, gru_dh,
     /// gru_z, rates: { … }, clip_before, clip_after, summary }`, each curve a `Float32Array`
     /// over k = 0 … T-1, the rates the per-step factors of [`per_step_rate`].
