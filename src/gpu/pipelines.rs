@@ -65,13 +65,14 @@ impl Gpu {
         immediate_size: u32,
         source: impl FnOnce() -> String,
     ) -> Result<Arc<Pipeline>> {
-        self.check_bindings(&key, groups)?;
         // Locks in the order serialize (inside `scoped`) → pipelines.
         self.scoped(|| {
             let mut cache = lock(&self.inner.pipelines);
             if let Some(p) = cache.pipelines.get(&key) {
                 return Ok(p.clone());
             }
+            // Checked once, when the pipeline is first built (not on every lookup).
+            self.check_bindings(&key, groups)?;
             let pipeline =
                 Arc::new(self.created(|| self.build(&key, groups, immediate_size, source()))?);
             cache.pipelines.insert(key, pipeline.clone());
